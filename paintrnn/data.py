@@ -121,8 +121,8 @@ def download_mnist(root: str | os.PathLike | None = None, progress: bool = True)
 
 def _missing_help(where: Path) -> str:
     return (
-        f"MNIST files not found under {where}. Either run `python -c \"import paintrnn.data as d; "
-        f"d.download_mnist()\"` (needs the internet), or copy the four standard files "
+        f'MNIST files not found under {where}. Either run `python -c "import paintrnn.data as d; '
+        f'd.download_mnist()"` (needs the internet), or copy the four standard files '
         f"({', '.join(MNIST_FILES)}, raw or .gz) into {where}, or point $PAINTRNN_DATA / --data-dir at a "
         "folder that holds them."
     )

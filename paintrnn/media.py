@@ -69,8 +69,9 @@ def write_gif(
     return path
 
 
-def image_grid(images: np.ndarray | Sequence[np.ndarray], nrow: int | None = None, pad: int = 2,
-               pad_value: int = 128) -> np.ndarray:
+def image_grid(
+    images: np.ndarray | Sequence[np.ndarray], nrow: int | None = None, pad: int = 2, pad_value: int = 128
+) -> np.ndarray:
     """Tile ``(N, H, W[, 3])`` images into one ``(rows*H, cols*W[, 3])`` uint8 image, ``nrow`` per row."""
     images = to_uint8(np.stack(list(images)) if not isinstance(images, np.ndarray) else images)
     if images.ndim == 4 and images.shape[-1] == 1:
@@ -104,8 +105,9 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = No
     return save_png(path, image_grid(images, nrow), scale)
 
 
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, colours: Sequence[tuple[int, int, int]] = ((255, 64, 64),),
-               width: int = 1) -> np.ndarray:
+def draw_boxes(
+    image: np.ndarray, boxes: np.ndarray, colours: Sequence[tuple[int, int, int]] = ((255, 64, 64),), width: int = 1
+) -> np.ndarray:
     """Draw ``(K, 4)`` boxes ``(x0, y0, x1, y1)`` in pixels onto an image; returns RGB uint8 ``(H, W, 3)``."""
     image = to_uint8(image)
     rgb = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image

@@ -175,8 +175,13 @@ class MetricsLogger:
     def log(self, step: int, **metrics: float) -> None:
         if not self.enabled:
             return
-        row = {"step": int(step), **{k: (float(v) if isinstance(v, (int, float, np.floating)) or torch.is_tensor(v) else v)
-                                     for k, v in metrics.items()}}
+        row = {
+            "step": int(step),
+            **{
+                k: (float(v) if isinstance(v, (int, float, np.floating)) or torch.is_tensor(v) else v)
+                for k, v in metrics.items()
+            },
+        }
         with self.path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
 
@@ -208,7 +213,7 @@ def plot_metrics(jsonl_path: str | os.PathLike, png_path: str | os.PathLike, key
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     Path(png_path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Rebuild paintrnn/assets/mnist_sample.npz from the full MNIST files.
 
-    python scripts/make_mnist_sample.py --data-dir ../shared/data
+python scripts/make_mnist_sample.py --data-dir ../shared/data
 """
 
 import argparse

@@ -140,7 +140,9 @@ def test_two_process_gloo_all_reduce(tmp_path):
     )
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = sorted(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
