@@ -186,8 +186,10 @@ def _search(kern: _Kernels, px: Tensor, py: Tensor, vx: Tensor, vy: Tensor) -> t
     if kern.compiled:
         return kern.run("search", px, py, vx, vy)
     rows = max(1, _CHUNK // max(1, px.shape[1] * (vx.shape[1] - 1)))  # bound the (M, P, n) intermediates
-    parts = [_nearest_chord(px[i : i + rows], py[i : i + rows], vx[i : i + rows], vy[i : i + rows])
-             for i in range(0, px.shape[0], rows)]
+    parts = [
+        _nearest_chord(px[i : i + rows], py[i : i + rows], vx[i : i + rows], vy[i : i + rows])
+        for i in range(0, px.shape[0], rows)
+    ]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
@@ -295,11 +297,15 @@ def render_strokes(
         if not isinstance(canvas, Tensor) or canvas.ndim != 4:
             raise ValueError(f"canvas must be a (B, C, H, W) tensor, got {getattr(canvas, 'shape', canvas)!r}")
         if canvas.dtype != strokes.dtype or canvas.device != strokes.device:
-            raise ValueError(f"canvas must match strokes' dtype/device ({strokes.dtype}, {strokes.device}), "
-                             f"got ({canvas.dtype}, {canvas.device})")
+            raise ValueError(
+                f"canvas must match strokes' dtype/device ({strokes.dtype}, {strokes.device}), "
+                f"got ({canvas.dtype}, {canvas.device})"
+            )
         if tuple(canvas.shape[:2]) != (B, C):
-            raise ValueError(f"canvas shape {tuple(canvas.shape)} does not match strokes: expected batch {B} "
-                             f"and {C} channels (strokes' last dim 10 + C = {strokes.shape[2]})")
+            raise ValueError(
+                f"canvas shape {tuple(canvas.shape)} does not match strokes: expected batch {B} "
+                f"and {C} channels (strokes' last dim 10 + C = {strokes.shape[2]})"
+            )
         if (height is not None and height != canvas.shape[2]) or (width is not None and width != canvas.shape[3]):
             raise ValueError(f"height/width {height}x{width} disagree with canvas shape {tuple(canvas.shape)}")
         if not bool(torch.isfinite(canvas).all()):

@@ -38,7 +38,8 @@ def strokes_to_svg(
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="{_colour(bg)}"/>',
     ]
     for x0, y0, x1, y1, x2, y2, r0, r2, a0, a2, *c in s:
-        d = f"M {x0 * width:.4f} {y0 * height:.4f} Q {x1 * width:.4f} {y1 * height:.4f} {x2 * width:.4f} {y2 * height:.4f}"
+        xs, ys = np.array([x0, x1, x2]) * width, np.array([y0, y1, y2]) * height
+        d = "M {:.4f} {:.4f} Q {:.4f} {:.4f} {:.4f} {:.4f}".format(*np.stack([xs, ys], 1).ravel())
         lines.append(
             f'<path d="{d}" fill="none" stroke="{_colour(np.asarray(c))}" stroke-width="{(r0 + r2) * side:.4f}" '
             f'stroke-linecap="round" stroke-opacity="{(a0 + a2) / 2:.4f}"/>'

@@ -93,8 +93,10 @@ def test_gradcheck_soft_all_parameters():
 def test_soft_converges_to_hard():
     s = random_strokes(2, 3, seed=4)
     hard = render_strokes(s, height=20, width=20, backend="eager")
-    errs = [(render_strokes(s, height=20, width=20, mode="soft", sharpness=sh) - hard).abs().max().item()
-            for sh in (2.0, 20.0, 200.0, 2000.0)]
+    errs = [
+        (render_strokes(s, height=20, width=20, mode="soft", sharpness=sh) - hard).abs().max().item()
+        for sh in (2.0, 20.0, 200.0, 2000.0)
+    ]
     assert all(a > b for a, b in zip(errs, errs[1:])), errs
     assert errs[-1] < 2e-3
 
