@@ -9,6 +9,8 @@ if __name__ != "paintrnn.envs":  # pragma: no cover - guard against `import envs
 from gymnasium.envs.registration import register, registry
 
 _ENVS = (  # (id, module, class prefix): entry points are <prefix>Env and <prefix>VectorEnv
+    ("paintrnn/Paint-v0", "paintrnn.envs.paint", "Paint"),
+    ("paintrnn/PaintGrid-v0", "paintrnn.envs.paint_grid", "PaintGrid"),
     ("paintrnn/Draw-v0", "paintrnn.envs.draw_env", "Draw"),
 )
 ENV_IDS = tuple(env_id for env_id, _, _ in _ENVS)

@@ -119,7 +119,7 @@ class BatchedEnv(ABC):
                 raise ValueError(f"{what} for a Box space must be floating point (float32), got dtype {t.dtype}")
             bad = ~torch.isfinite(t).reshape(t.shape[0], -1).all(0)
             if bool(bad.any()):
-                raise ValueError(f"{what} contain NaN or inf in {self._field(int(bad.nonzero()[0]))}")
+                raise ValueError(f"{what}: NaN or inf in {self._field(int(bad.nonzero()[0]))}")
             return t.to(device=self.device, dtype=torch.float32)
         if isinstance(space, spaces.MultiDiscrete):
             if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
