@@ -198,6 +198,17 @@ def _merge(infos: dict[str, Any], part: Info, mask: np.ndarray) -> dict[str, Any
     return infos
 
 
+def parse_autoreset_mode(mode: str | AutoresetMode) -> AutoresetMode:
+    """An :class:`AutoresetMode` from itself, its value (``"NextStep"``) or snake case (``"next_step"``)."""
+    if isinstance(mode, AutoresetMode):
+        return mode
+    key = str(mode).replace("_", "").lower()
+    for m in AutoresetMode:
+        if key in (m.value.lower(), m.name.replace("_", "").lower()):
+            return m
+    raise ValueError(f"autoreset_mode must be 'next_step', 'same_step' or 'disabled', got {mode!r}")
+
+
 class NativeVectorEnv(gym.vector.VectorEnv):
     """A :class:`BatchedEnv` with ``num_envs`` sub-environments, as a ``gymnasium.vector.VectorEnv``.
 
@@ -215,11 +226,7 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         render_mode: str | None = None,
         **options: Any,
     ) -> None:
-        try:
-            self.autoreset_mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            modes = [m.value for m in AutoresetMode]
-            raise ValueError(f"autoreset_mode must be one of {modes}, got {autoreset_mode!r}") from None
+        self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
         self.sim = self.simulator(num_envs=num_envs, render_mode=render_mode, **options)
         self.num_envs = num_envs
         self.render_mode = render_mode
