@@ -35,7 +35,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from paintrnn.attention import filterbank, window_from_raw, write
+from paintrnn.attention import filterbank, window_box, window_from_raw, write
 
 from .batched import NativeVectorEnv, SingleEnv
 from .canvas import CanvasConfig, CanvasEnv
@@ -107,9 +107,12 @@ class DrawSim(CanvasEnv):
         )
         self.canvas_logits = torch.full_like(self.canvas, cfg.canvas_init)  # (N, C, H, W)
         self.canvas = torch.sigmoid(self.canvas_logits)
+        self.window_boxes = torch.full((num_envs, 4), float("nan"), device=self.device)
+        """Last write's window ``(x0, y0, x1, y1)`` in pixels per sub-env (NaN before the first write)."""
 
     def _reset_canvas(self, mask: Tensor) -> None:
         self.canvas_logits[mask] = self.config.canvas_init
+        self.window_boxes[mask] = float("nan")
         self.canvas = torch.sigmoid(self.canvas_logits)
 
     def _paint(self, actions: Tensor) -> np.ndarray:
@@ -125,6 +128,7 @@ class DrawSim(CanvasEnv):
                 )
         self.canvas_logits = logits
         self.canvas = torch.sigmoid(logits)
+        self.window_boxes = window_box(window_from_raw(raw[:, :5], *logits.shape[2:], cfg.n), cfg.n)
         return np.ones(self.num_envs, np.int64)
 
 
