@@ -125,7 +125,7 @@ class BatchedEnv(ABC):
             if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
                 raise ValueError(f"{what} for a MultiDiscrete space must be integers (int64), got dtype {t.dtype}")
             t = t.to(torch.int64)
-            nvec = torch.as_tensor(space.nvec, dtype=torch.int64)
+            nvec = torch.as_tensor(space.nvec, dtype=torch.int64, device=t.device)
             bad = ((t < 0) | (t >= nvec)).reshape(t.shape[0], -1).any(0)
             if bool(bad.any()):
                 i = int(bad.nonzero()[0])

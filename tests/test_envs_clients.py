@@ -10,18 +10,28 @@ import torch
 from torch import nn
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small tensors: one thread is fastest, and immune to oversubscription when test workers share cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_stable_baselines3_ppo_runs_a_few_hundred_steps_on_paint():
     from stable_baselines3 import PPO
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = gym.make("paintrnn/Paint-v0", max_steps=8)
-    model = PPO("MultiInputPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu", verbose=0)
+        env = gym.make("paintrnn/Paint-v0", max_steps=8)  # the defaults: 64 x 64 grey, MNIST targets
+    model = PPO("MultiInputPolicy", env, n_steps=128, batch_size=64, n_epochs=1, seed=0, device="cpu", verbose=0)
     model.learn(total_timesteps=256)
     assert model.num_timesteps == 256
     obs, _ = env.reset(seed=1)
     action, _ = model.predict(obs, deterministic=True)
     assert action.shape == (11,) and env.action_space.contains(action)
+    assert obs["canvas"].shape == (64, 64, 1)
 
 
 class Agent(nn.Module):
@@ -100,7 +110,7 @@ def test_stable_baselines3_ppo_also_runs_on_the_other_envs(env_id):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = gym.make(env_id, max_steps=4, target=None, reward="none")
-    model = PPO("MultiInputPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu", verbose=0)
-    model.learn(total_timesteps=32)
-    assert model.num_timesteps == 32
+        env = gym.make(env_id, height=40, width=40, max_steps=4, target=None, reward="none")
+    model = PPO("MultiInputPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu", verbose=0)
+    model.learn(total_timesteps=16)
+    assert model.num_timesteps == 16

@@ -15,6 +15,15 @@ IDS = paintrnn.envs.ENV_IDS
 SMALL = {"height": 16, "width": 24, "max_steps": 3}
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small tensors: one thread is fastest, and immune to oversubscription when test workers share cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_vec(env_id, n, mode=None, autoreset="next_step", **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
