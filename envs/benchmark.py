@@ -45,6 +45,8 @@ class BenchmarkConfig:
     """Interleaved timing rounds per configuration (the best counts)."""
     seconds: float = 2.0
     """Approximate time budget of one round of one configuration."""
+    threads: int = 1
+    """torch intra-op threads (1: small per-env tensors gain nothing from more, and a shared CPU stays usable)."""
 
 
 def _make(env_id: str, kind: str, n: int, size: int, device: str):
@@ -75,7 +77,8 @@ def _time_steps(env, kind: str, actions: list, budget_s: float) -> tuple[int, fl
 def run(cfg: BenchmarkConfig) -> dict:
     import paintrnn.envs
 
-    rounds, seconds = (1, 0.6) if cfg.quick else (cfg.rounds, cfg.seconds)
+    torch.set_num_threads(cfg.threads)
+    rounds, seconds = (1, 0.5) if cfg.quick else (cfg.rounds, cfg.seconds)
     kinds = [("single", 1), ("sync", 64), ("native", 64), ("native", 256)]
     setups = []
     for env_id in paintrnn.envs.ENV_IDS:

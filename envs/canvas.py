@@ -78,8 +78,15 @@ class CanvasConfig:
 
 
 def to_uint8(images: Tensor) -> Tensor:
-    """Floats in [0, 1] -> uint8, rounding to the nearest level."""
-    return (images.clamp(0.0, 1.0) * 255).round().to(torch.uint8)
+    """Floats in [0, 1] -> uint8, rounding to the nearest level (halves up)."""
+    return images.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def channels_last(images: Tensor) -> np.ndarray:
+    """``(N, C, H, W)`` uint8 tensor -> ``(N, H, W, C)`` NumPy array (no copy when ``C == 1`` on the CPU)."""
+    n, c, h, w = images.shape
+    out = images.reshape(n, h, w, 1) if c == 1 else images.permute(0, 2, 3, 1).contiguous()
+    return out.cpu().numpy()
 
 
 class CanvasEnv(BatchedEnv):
@@ -120,7 +127,7 @@ class CanvasEnv(BatchedEnv):
 
     def distance(self) -> Tensor:
         """Mean squared distance ``(N,)`` between each canvas and its target."""
-        return (self.canvas - self.target).square().mean(dim=(1, 2, 3))
+        return (self.canvas - self.target).square_().mean(dim=(1, 2, 3))
 
     def reset_envs(self, mask: np.ndarray, rngs: Sequence[np.random.Generator | None]) -> Info:
         mask = np.asarray(mask, dtype=bool)
@@ -160,19 +167,14 @@ class CanvasEnv(BatchedEnv):
         return info
 
     def observe(self) -> dict[str, np.ndarray]:
-        obs = {
-            "canvas": to_uint8(self.canvas).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
-            "step": self.steps.copy(),
-        }
+        obs = {"canvas": channels_last(to_uint8(self.canvas)), "step": self.steps.copy()}
         if self.targets is not None:
             obs["target"] = self.target_u8.copy()
         return obs
 
     def render_frames(self) -> np.ndarray:
-        frames = to_uint8(self.canvas).permute(0, 2, 3, 1)  # (N, H, W, C)
-        return (
-            frames.expand(-1, -1, -1, 3).contiguous().cpu().numpy() if frames.shape[-1] == 1 else frames.cpu().numpy()
-        )
+        frames = channels_last(to_uint8(self.canvas))  # (N, H, W, C)
+        return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
 
 
 def env_option_docs(config_class: type) -> str:

@@ -35,7 +35,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from paintrnn.attention import filterbank, window_box, window_from_raw, write
+from paintrnn.attention import Window, filterbank, window_box, window_from_raw, write
 
 from .batched import NativeVectorEnv, SingleEnv
 from .canvas import CanvasConfig, CanvasEnv
@@ -83,11 +83,15 @@ def draw_actions_to_raw(actions: Tensor, patch_scale: float = 8.0) -> Tensor:
 
 def write_step(canvas_logits: Tensor, raw: Tensor, n: int) -> Tensor:
     """DRAW's canvas update: ``canvas_logits (B, C, H, W)`` + write of ``raw (B, 5 + C N N)``."""
+    return _write_step(canvas_logits, raw, n)[0]
+
+
+def _write_step(canvas_logits: Tensor, raw: Tensor, n: int) -> tuple[Tensor, Window]:
     b, c, h, w = canvas_logits.shape
     window = window_from_raw(raw[:, :5], h, w, n)
     fx, fy = filterbank(window, n, h, w)
     patch = raw[:, 5:].reshape(b, c, n, n)
-    return canvas_logits + write(patch, fx, fy, window.gamma)
+    return canvas_logits + write(patch, fx, fy, window.gamma), window
 
 
 class DrawSim(CanvasEnv):
@@ -118,7 +122,7 @@ class DrawSim(CanvasEnv):
     def _paint(self, actions: Tensor) -> np.ndarray:
         cfg = self.config
         raw = actions if cfg.raw_actions else draw_actions_to_raw(actions, cfg.patch_scale)
-        logits = write_step(self.canvas_logits, raw, cfg.n)
+        logits, window = _write_step(self.canvas_logits, raw, cfg.n)
         if cfg.raw_actions:
             bad = ~torch.isfinite(logits).flatten(1).all(1)
             if bool(bad.any()):
@@ -128,7 +132,7 @@ class DrawSim(CanvasEnv):
                 )
         self.canvas_logits = logits
         self.canvas = torch.sigmoid(logits)
-        self.window_boxes = window_box(window_from_raw(raw[:, :5], *logits.shape[2:], cfg.n), cfg.n)
+        self.window_boxes = window_box(window, cfg.n)
         return np.ones(self.num_envs, np.int64)
 
 

@@ -242,6 +242,7 @@ def test_paint_canvas_equals_the_renderer_on_the_mapped_strokes():
     env = make("paintrnn/Paint-v0", **SMALL, channels=3, strokes_per_step=2, background=0.25)
     assert env.action_space.shape == (26,)
     env.reset(seed=0)
+    env.action_space.seed(0)
     canvas = torch.full((1, 3, 16, 24), 0.25)
     for _ in range(3):
         action = env.action_space.sample()
@@ -250,8 +251,8 @@ def test_paint_canvas_equals_the_renderer_on_the_mapped_strokes():
         plain = render_strokes(strokes, canvas)
         canvas = render_independent(strokes, canvas)
         assert torch.equal(env.sim.canvas, canvas)
-        torch.testing.assert_close(canvas, plain, atol=0.02, rtol=0)  # within the renderer's curve sampling
-    assert np.array_equal(obs["canvas"], (canvas[0].permute(1, 2, 0).numpy() * 255).round())
+        assert (canvas - plain).abs().mean() < 2e-3  # the pin only changes the renderer's curve sampling
+    assert np.array_equal(obs["canvas"], np.floor(canvas[0].permute(1, 2, 0).numpy() * 255 + 0.5))
     assert env.sim.stroke_history(0).shape[0] <= 6
 
 
@@ -300,7 +301,7 @@ def test_draw_canvas_is_drawn_writes_added_in_logit_space():
                 update += patch[:, i, j, None, None] * torch.outer(fy / fy.sum(), fx / fx.sum())
         logits = logits + update / window.gamma[0]
         torch.testing.assert_close(env.sim.canvas_logits, logits, atol=1e-4, rtol=1e-4)
-    expected = (torch.sigmoid(logits)[0].permute(1, 2, 0).numpy() * 255).round()
+    expected = np.floor(torch.sigmoid(logits)[0].permute(1, 2, 0).numpy() * 255 + 0.5)
     assert np.abs(obs["canvas"].astype(int) - expected).max() <= 1
 
 
@@ -325,3 +326,13 @@ def test_draw_raw_actions_replay_a_draw_decoder_exactly_and_reject_non_finite_wr
     with pytest.raises(ValueError, match="non-finite"):
         env.step(huge)
     assert torch.equal(env.sim.canvas_logits, before)
+
+
+def test_option_docs_table_lists_every_option_with_its_docstring():
+    from paintrnn.envs.canvas import env_option_docs
+    from paintrnn.envs.paint import PaintConfig
+
+    table = env_option_docs(PaintConfig)
+    for name in ("height", "target", "reward", "strokes_per_step", "radius_range", "render_backend"):
+        assert f"| `{name}` |" in table
+    assert "Strokes k painted per step" in table
