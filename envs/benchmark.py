@@ -45,12 +45,16 @@ class BenchmarkConfig:
     """Interleaved timing rounds per configuration (the best counts)."""
     seconds: float = 2.0
     """Approximate time budget of one round of one configuration."""
+    render_backend: str = "eager"
+    """Renderer backend of the stroke envs: 'eager' (the envs' default) or 'compiled' (torch.compile)."""
     threads: int = 1
     """torch intra-op threads (1: small per-env tensors gain nothing from more, and a shared CPU stays usable)."""
 
 
-def _make(env_id: str, kind: str, n: int, size: int, device: str):
+def _make(env_id: str, kind: str, n: int, size: int, device: str, backend: str):
     options = {"height": size, "width": size}
+    if env_id != "paintrnn/Draw-v0":
+        options["render_backend"] = backend
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if kind == "single":
@@ -83,7 +87,7 @@ def run(cfg: BenchmarkConfig) -> dict:
     setups = []
     for env_id in paintrnn.envs.ENV_IDS:
         for kind, n in kinds:
-            env = _make(env_id, kind, n, cfg.size, cfg.device)
+            env = _make(env_id, kind, n, cfg.size, cfg.device, cfg.render_backend)
             env.reset(seed=0)
             env.action_space.seed(0)
             actions = [env.action_space.sample() for _ in range(16)]
