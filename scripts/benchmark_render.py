@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
+            "load_average_1min": os.getloadavg()[0],
             "device": "cpu",
         },
         "budget": {
