@@ -241,7 +241,6 @@ def train(cfg: Config) -> dict:
                 logs = {"nll": loss.detach(), "reward": (logits.argmax(-1) == labels).float().mean()}
             else:
                 loss, logs = ram_loss(rollout, labels)
-            check_finite(loss, epoch * steps_per_epoch + i)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -249,6 +248,7 @@ def train(cfg: Config) -> dict:
             sums["loss"] += loss.detach()
             sums["nll"] += logs["nll"]
             sums["reward"] += logs["reward"]
+        check_finite(sums["loss"], (epoch + 1) * steps_per_epoch)  # once an epoch: no per-step GPU syncs
         elapsed += time.time() - t0
         row = {k: v.item() / steps_per_epoch for k, v in sums.items()}
         row["train_err"] = 100.0 * (1 - row["reward"])
