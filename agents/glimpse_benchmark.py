@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
 from paintrnn.agents.glimpse_train import Config, train
+
 from paintrnn.config import parse_config
 
 TASKS = {  # task -> glimpse settings of the paper's best rows

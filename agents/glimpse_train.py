@@ -22,10 +22,10 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from paintrnn.agents.glimpse import RAM, Rollout, episode_frames, ram_loss
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from paintrnn.agents.glimpse import RAM, Rollout, episode_frames, ram_loss
 from paintrnn.config import parse_config
 from paintrnn.data import load_mnist
 from paintrnn.media import write_gif

@@ -184,8 +184,12 @@ class GlimpseSim(BatchedEnv):
         boxes = glimpse_boxes(self.location().cpu(), self.side, self.side, cfg.glimpse_size, cfg.scales).numpy()
         frames = []
         for i in range(self.num_envs):
-            frame = draw_boxes(upscale(images[i], s), boxes[i] * s + np.array([0, 0, s - 1, s - 1]),
-                               [(255, 60, 60), (255, 170, 40), (80, 160, 255), (120, 220, 120)], width=2).copy()
+            frame = draw_boxes(
+                upscale(images[i], s),
+                boxes[i] * s + np.array([0, 0, s - 1, s - 1]),
+                [(255, 60, 60), (255, 170, 40), (80, 160, 255), (120, 220, 120)],
+                width=2,
+            ).copy()
             centres = ((self.path[i, : int(self.t[i]) + 1].cpu().numpy() + 1) / 2 * self.side * s).astype(int)
             for x, y in centres:  # the path of glimpse centres so far, as yellow dots
                 frame[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = (255, 255, 0)
@@ -208,7 +212,9 @@ class GlimpseVectorEnv(NativeVectorEnv):
 def register_glimpse() -> None:
     """Register ``paintrnn/Glimpse-v0`` (done on import of this module; ``paintrnn.envs`` lists it too)."""
     if ENV_ID not in registry:
-        register(ENV_ID, "paintrnn.envs.glimpse:GlimpseEnv", vector_entry_point="paintrnn.envs.glimpse:GlimpseVectorEnv")
+        register(
+            ENV_ID, "paintrnn.envs.glimpse:GlimpseEnv", vector_entry_point="paintrnn.envs.glimpse:GlimpseVectorEnv"
+        )
 
 
 register_glimpse()

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from paintrnn.agents.glimpse import RAM, episode_frames, ram_loss
 from paintrnn.agents.glimpse_train import main
+
 from paintrnn.retina import glimpse
 
 
@@ -63,7 +63,8 @@ def test_episode_frames_shape():
 
 
 TINY = ["--data-source", "sample", "--glimpses", "4", "--glimpse-size", "8", "--scales", "2", "--batch-size", "64",
-        "--test-limit", "300", "--eval-every", "1", "--no-progress", "--lr", "2e-3"]  # fmt: skip
+        "--test-limit", "300", "--eval-every", "1", "--no-progress", "--lr", "2e-3",
+        "--train-limit", "1280", "--hidden", "128"]  # fmt: skip
 
 
 def test_tiny_training_beats_chance_and_resumes(tmp_path):

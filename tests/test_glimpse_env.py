@@ -4,12 +4,12 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
+import paintrnn.envs.glimpse  # noqa: F401 - registers paintrnn/Glimpse-v0
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
-
-import paintrnn.envs.glimpse  # noqa: F401 - registers paintrnn/Glimpse-v0
 from paintrnn.envs.glimpse import ENV_ID, GlimpseEnv
+
 from paintrnn.media import write_gif
 from paintrnn.retina import glimpse
 
