@@ -1,0 +1,208 @@
+"""The recurrent attention model (RAM, Mnih et al. 2014): classify an image from a few glimpses.
+
+One step of the model, given the glimpse ``x_t`` taken at location ``l_{t-1}``:
+
+- glimpse network: ``g_t = ReLU(W_g ReLU(W_x x_t) + W_l ReLU(W_p l_{t-1}))`` (patch and location pathways,
+  128 + 128 units, merged into 256);
+- core: an LSTM cell, ``h_t = LSTM(g_t, h_{t-1})`` (256 units);
+- location policy: a Gaussian with mean ``mu_t = tanh(W_mu h_t)`` and a fixed standard deviation; the next
+  location is a sample ``l_t ~ N(mu_t, std^2)`` clipped to ``[-1, 1]^2``;
+- baseline: ``b_t = W_b h_t``, a learned estimate of the expected reward, for variance reduction;
+- classifier: ``p(y | h_t) = softmax(W_y h_t)``, used at the last step.
+
+Training (:func:`ram_loss`) is the hybrid loss of the paper: cross-entropy of the final class, REINFORCE
+for the locations with reward 1 for a correct final class (advantage ``R - b_t``), and a squared error
+fitting the baseline to the reward. The policy and the baseline read a detached ``h_t``, so the REINFORCE
+gradient trains the location head only, and the core learns from the classification loss (a common,
+stabilising choice; the glimpses still follow the policy).
+
+:func:`episode_frames` draws the glimpse path (boxes moving over the image) with the predicted class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from paintrnn.media import draw_boxes, side_by_side, to_uint8, upscale
+from paintrnn.retina import glimpse, glimpse_boxes
+
+State = tuple[Tensor, Tensor]  # LSTM (h, c), each (B, hidden)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What :meth:`RAM.forward` returns for a batch of B images and T glimpses."""
+
+    logits: Tensor
+    """Class scores after the last glimpse, ``(B, n_classes)``."""
+    locations: Tensor
+    """Where each glimpse was taken, ``(B, T, 2)`` in ``[-1, 1]``."""
+    log_probs: Tensor
+    """Log-density of each sampled location ``l_1 .. l_{T-1}`` under the policy, ``(B, T-1)``."""
+    baselines: Tensor
+    """Baseline ``b_t`` at the steps that chose a location, ``(B, T-1)``."""
+
+
+class RAM(nn.Module):
+    """The recurrent attention model with explicit state (``initial_state``, ``step``, ``forward``)."""
+
+    def __init__(
+        self,
+        glimpse_size: int = 8,
+        scales: int = 1,
+        channels: int = 1,
+        n_classes: int = 10,
+        patch_hidden: int = 128,
+        loc_hidden: int = 128,
+        glimpse_hidden: int = 256,
+        hidden: int = 256,
+        std: float = 0.11,
+    ) -> None:
+        super().__init__()
+        if std <= 0:
+            raise ValueError(f"std of the location policy must be > 0, got {std}")
+        self.glimpse_size, self.scales, self.channels, self.std = glimpse_size, scales, channels, std
+        self.n_classes, self.hidden = n_classes, hidden
+        self.patch = nn.Linear(scales * channels * glimpse_size**2, patch_hidden)
+        self.where = nn.Linear(2, loc_hidden)
+        self.merge_patch = nn.Linear(patch_hidden, glimpse_hidden)
+        self.merge_where = nn.Linear(loc_hidden, glimpse_hidden)
+        self.core = nn.LSTMCell(glimpse_hidden, hidden)
+        self.locator = nn.Linear(hidden, 2)
+        self.baseline = nn.Linear(hidden, 1)
+        self.classifier = nn.Linear(hidden, n_classes)
+
+    def initial_state(self, batch: int, device: torch.device | str) -> State:
+        """Zero LSTM state for ``batch`` episodes."""
+        zeros = torch.zeros(batch, self.hidden, device=device)
+        return zeros, zeros.clone()
+
+    def sense(self, images: Tensor, loc: Tensor) -> Tensor:
+        """The retina's glimpses ``(B, k*C, g, g)`` of ``images`` at ``loc``."""
+        return glimpse(images, loc, self.glimpse_size, self.scales, check_values=False)  # loc is clipped
+
+    def step(self, patches: Tensor, loc: Tensor, state: State) -> tuple[State, Tensor, Tensor, Tensor]:
+        """One glimpse: patches ``(B, k*C, g, g)`` seen at ``loc`` ``(B, 2)``.
+
+        Returns the new state, the policy mean ``(B, 2)``, the baseline ``(B,)`` and class logits ``(B, n)``.
+        """
+        hp = F.relu(self.patch(patches.flatten(1)))  # (B, 128)
+        hl = F.relu(self.where(loc))  # (B, 128)
+        g = F.relu(self.merge_patch(hp) + self.merge_where(hl))  # (B, 256)
+        h, c = self.core(g, state)  # (B, hidden) each
+        mean = torch.tanh(self.locator(h.detach()))  # (B, 2)
+        base = self.baseline(h.detach()).squeeze(-1)  # (B,)
+        return (h, c), mean, base, self.classifier(h)
+
+    def sample_location(
+        self, mean: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """A location ``l ~ N(mean, std^2)`` clipped to ``[-1, 1]`` (no gradient) and its log-density ``(B,)``."""
+        if deterministic:
+            sample = mean.detach()
+        else:
+            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=_device_of(generator, mean))
+            sample = mean.detach() + self.std * noise.to(mean.device)
+        z = (sample - mean) / self.std  # Gaussian log-density written out: no argument checks, no GPU syncs
+        log_prob = (-0.5 * z**2 - math.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)  # (B,)
+        return sample.clamp(-1.0, 1.0), log_prob
+
+    def forward(
+        self,
+        images: Tensor,
+        n_glimpses: int,
+        start: Tensor,
+        generator: torch.Generator | None = None,
+        deterministic: bool = False,
+        random_locations: bool = False,
+    ) -> Rollout:
+        """Unroll :meth:`step` over ``n_glimpses`` glimpses of ``images`` ``(B, C, H, W)`` from ``start`` ``(B, 2)``.
+
+        ``random_locations`` ignores the policy and looks at uniformly random places (the ablation).
+        """
+        if n_glimpses < 1:
+            raise ValueError(f"n_glimpses must be >= 1, got {n_glimpses}")
+        state = self.initial_state(images.shape[0], images.device)
+        loc, locs, log_probs, bases = start, [start], [], []
+        for t in range(n_glimpses):
+            state, mean, base, logits = self.step(self.sense(images, loc), loc, state)
+            if t == n_glimpses - 1:
+                break
+            if random_locations:
+                loc = torch.rand(mean.shape, generator=generator, device=_device_of(generator, mean)) * 2 - 1
+                loc = loc.to(mean.device)
+                log_prob = torch.zeros_like(base)
+            else:
+                loc, log_prob = self.sample_location(mean, generator, deterministic)
+            locs.append(loc)
+            log_probs.append(log_prob)
+            bases.append(base)
+        empty = images.new_zeros(images.shape[0], 0)
+        return Rollout(
+            logits=logits,
+            locations=torch.stack(locs, 1),
+            log_probs=torch.stack(log_probs, 1) if log_probs else empty,
+            baselines=torch.stack(bases, 1) if bases else empty,
+        )
+
+
+def _device_of(generator: torch.Generator | None, like: Tensor) -> torch.device:
+    """Random numbers are drawn where the generator lives (a CUDA generator avoids host-device syncs)."""
+    return generator.device if generator is not None else like.device
+
+
+def ram_loss(out: Rollout, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """Hybrid loss: cross-entropy + REINFORCE (reward 1 if correct, minus the baseline) + baseline MSE."""
+    nll = F.cross_entropy(out.logits, labels)
+    reward = (out.logits.argmax(-1) == labels).float()  # (B,)
+    advantage = reward[:, None] - out.baselines.detach()  # (B, T-1)
+    reinforce = -(out.log_probs * advantage).sum(1).mean()
+    baseline = F.mse_loss(out.baselines, reward[:, None].expand_as(out.baselines))
+    loss = nll + reinforce + baseline
+    return loss, {"nll": nll.detach(), "reward": reward.mean(), "baseline_mse": baseline.detach()}
+
+
+def episode_frames(
+    images: Tensor, locations: Tensor, predictions: Tensor, glimpse_size: int, scales: int, scale: int = 4
+) -> np.ndarray:
+    """GIF frames ``(T + 1, H', W', 3)``: per image, the glimpse boxes moving over it, then the predicted class.
+
+    ``images`` ``(N, 1, H, W)`` in [0, 1], ``locations`` ``(N, T, 2)``, ``predictions`` ``(N,)``; the images are
+    laid out in a row, each enlarged ``scale`` times, with the path so far drawn as dots.
+    """
+    n, _, h, w = images.shape
+    t_total = locations.shape[1]
+    colours = [(255, 60, 60), (255, 170, 40), (80, 160, 255), (120, 220, 120)]
+    frames = []
+    for t in range(t_total + 1):
+        tiles = []
+        for i in range(n):
+            tile = upscale(to_uint8(images[i, 0].cpu().numpy()), scale)
+            shown = min(t, t_total - 1)
+            boxes = glimpse_boxes(locations[i, shown : shown + 1].cpu(), h, w, glimpse_size, scales)[0].numpy()
+            boxes = (boxes * scale + np.array([0, 0, scale - 1, scale - 1])).astype(float)
+            tile = draw_boxes(tile, boxes, colours, width=2).copy()
+            centres = ((locations[i, : shown + 1].cpu().numpy() + 1) / 2 * np.array([w, h]) * scale).astype(int)
+            for x, y in centres:
+                tile[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = (255, 255, 0)
+            if t == t_total:  # last frame: the predicted class in the top-left corner
+                tile = _stamp_digit(tile, int(predictions[i]))
+            tiles.append(tile)
+        frames.append(side_by_side(*tiles))
+    return np.stack(frames)
+
+
+def _stamp_digit(tile: np.ndarray, label: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    pil = Image.fromarray(tile)
+    draw = ImageDraw.Draw(pil)
+    draw.rectangle([0, 0, 14, 16], fill=(0, 90, 0))
+    draw.text((4, 2), str(label), fill=(255, 255, 255))
+    return np.array(pil)

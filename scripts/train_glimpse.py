@@ -1,0 +1,6 @@
+"""Train the recurrent attention model on (translated) MNIST: see `paintrnn.agents.glimpse_train`."""
+
+from paintrnn.agents.glimpse_train import main
+
+if __name__ == "__main__":
+    main()
