@@ -12,6 +12,7 @@ _ENVS = (  # (id, module, class prefix): entry points are <prefix>Env and <prefi
     ("paintrnn/Paint-v0", "paintrnn.envs.paint", "Paint"),
     ("paintrnn/PaintGrid-v0", "paintrnn.envs.paint_grid", "PaintGrid"),
     ("paintrnn/Draw-v0", "paintrnn.envs.draw_env", "Draw"),
+    ("paintrnn/Glimpse-v0", "paintrnn.envs.glimpse", "Glimpse"),
 )
 ENV_IDS = tuple(env_id for env_id, _, _ in _ENVS)
 """Every environment id registered by ``import paintrnn.envs``."""

@@ -35,7 +35,6 @@ from typing import Literal
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.envs.registration import register, registry
 from torch import Tensor
 
 from paintrnn.data import load_mnist
@@ -207,14 +206,3 @@ class GlimpseVectorEnv(NativeVectorEnv):
     """``paintrnn/Glimpse-v0`` as a native ``gymnasium.vector.VectorEnv`` (``gym.make_vec``)."""
 
     simulator = GlimpseSim
-
-
-def register_glimpse() -> None:
-    """Register ``paintrnn/Glimpse-v0`` (done on import of this module; ``paintrnn.envs`` lists it too)."""
-    if ENV_ID not in registry:
-        register(
-            ENV_ID, "paintrnn.envs.glimpse:GlimpseEnv", vector_entry_point="paintrnn.envs.glimpse:GlimpseVectorEnv"
-        )
-
-
-register_glimpse()
