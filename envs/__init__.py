@@ -16,6 +16,8 @@ _ENVS = (  # (id, module, class prefix): entry points are <prefix>Env and <prefi
 )
 ENV_IDS = tuple(env_id for env_id, _, _ in _ENVS)
 """Every environment id registered by ``import paintrnn.envs``."""
+CANVAS_ENV_IDS = ENV_IDS[:3]
+"""The painting environments (a canvas, a target, stroke or patch actions); Glimpse-v0 reads instead."""
 
 
 def _register() -> None:

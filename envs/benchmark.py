@@ -85,7 +85,7 @@ def run(cfg: BenchmarkConfig) -> dict:
     rounds, seconds = (1, 0.5) if cfg.quick else (cfg.rounds, cfg.seconds)
     kinds = [("single", 1), ("sync", 64), ("native", 64), ("native", 256)]
     setups = []
-    for env_id in paintrnn.envs.ENV_IDS:
+    for env_id in paintrnn.envs.CANVAS_ENV_IDS:
         for kind, n in kinds:
             env = _make(env_id, kind, n, cfg.size, cfg.device, cfg.render_backend)
             env.reset(seed=0)
@@ -103,7 +103,7 @@ def run(cfg: BenchmarkConfig) -> dict:
         label = {"single": "single env", "sync": "SyncVectorEnv", "native": "native vector env"}[s["kind"]]
         rows.append({"env": s["env"], "setup": label, "num_envs": s["num_envs"], "env_steps_per_s": s["best"]})
     targets = []
-    for env_id in paintrnn.envs.ENV_IDS:
+    for env_id in paintrnn.envs.CANVAS_ENV_IDS:
         rate = {(r["setup"], r["num_envs"]): r["env_steps_per_s"] for r in rows if r["env"] == env_id}
         speedup = rate[("native vector env", 64)] / rate[("SyncVectorEnv", 64)]
         for r in rows:

@@ -17,7 +17,7 @@ from paintrnn.envs.paint import actions_to_strokes, render_independent
 from paintrnn.attention import filterbank, window_from_raw
 from paintrnn.render import render_strokes
 
-IDS = paintrnn.envs.ENV_IDS
+IDS = paintrnn.envs.CANVAS_ENV_IDS
 SMALL = {"height": 16, "width": 24, "max_steps": 4}  # small, non-square: fast tests where SB3 is not involved
 
 
@@ -46,7 +46,8 @@ def rollout(env, seed, actions):
 
 def test_every_id_is_registered():
     assert set(IDS) == {"paintrnn/Paint-v0", "paintrnn/PaintGrid-v0", "paintrnn/Draw-v0"}
-    for env_id in IDS:
+    assert set(paintrnn.envs.ENV_IDS) == set(IDS) | {"paintrnn/Glimpse-v0"}
+    for env_id in paintrnn.envs.ENV_IDS:
         spec = gym.spec(env_id)
         assert spec.entry_point and spec.vector_entry_point
 

@@ -11,7 +11,7 @@ from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode
 from paintrnn.envs.batched import NativeVectorEnv, parse_autoreset_mode
 
-IDS = paintrnn.envs.ENV_IDS
+IDS = paintrnn.envs.CANVAS_ENV_IDS
 SMALL = {"height": 16, "width": 24, "max_steps": 3}
 
 
