@@ -20,9 +20,7 @@ def test_subpackages_import_under_paintrnn():
 
 @pytest.mark.parametrize("name", ["envs", "agents"])
 def test_bare_import_from_repo_root_is_refused(name):
-    proc = subprocess.run(
-        [sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "must not be imported as" in proc.stderr
 

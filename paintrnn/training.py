@@ -1,0 +1,276 @@
+"""Training utilities shared by every agent: seeding, devices, atomic checkpoints, metrics, DDP.
+
+A run directory holds ``config.json``, ``metrics.jsonl``, ``curves.png`` and ``checkpoint.pt``.
+Checkpoints are plain dicts of tensors and Python primitives (config beside the weights), written to a
+temporary file and renamed into place, so a kill never leaves a half-written file; they are read back with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+CHECKPOINT_FORMAT = "paintrnn-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt, or of another kind."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU ``torch.Generator`` for data order and noise."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available; ``"cuda"`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU on this machine")
+    return device
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` that never leaves a partial file behind."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every random state a resumed run needs to continue exactly (tensors and primitives only)."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": json.dumps(np.random.get_state()[1].tolist()),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "python": json.dumps(random.getstate()[1]),
+    }
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    keys = np.array(json.loads(state["numpy"]), dtype=np.uint32)
+    np.random.set_state(("MT19937", keys, state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(json.loads(state["python"])), None))
+    if generator is not None and "generator" in state:
+        generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    config: Any,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    step: int = 0,
+    generator: torch.Generator | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write the model's weights with its config (a dataclass), optimiser, step and RNG state, atomically."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": kind,
+        "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": int(step),
+        "rng": rng_state(generator),
+        "extra": extra or {},
+    }
+    atomic_torch_save(payload, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", kind: str | None = None) -> dict:
+    """Load a checkpoint safely (``weights_only=True``); a missing, corrupt or foreign file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, pickle errors, disallowed globals...
+        raise CheckpointError(f"{path} is not a readable paintrnn checkpoint (corrupt or truncated?): {exc}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a paintrnn checkpoint (format tag missing)")
+    if kind is not None and ckpt.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, expected {kind!r}")
+    return ckpt
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    """Stop training with a clear message when the loss is NaN or infinite."""
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLossError(
+            f"loss became {loss.detach().float().mean().item()} at step {step}; training stopped and the "
+            "last good checkpoint was kept (try a lower learning rate or stronger gradient clipping)"
+        )
+
+
+class MetricsLogger:
+    """Append-only JSONL metrics. On resume, lines after ``resume_step`` are dropped (they will be redone)."""
+
+    def __init__(self, path: str | os.PathLike, resume_step: int | None = None, enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            self.path.write_text("")
+        elif self.path.exists():
+            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= resume_step]
+            atomic_write_bytes(self.path, "".join(ln + "\n" for ln in kept).encode())
+
+    def log(self, step: int, **metrics: float) -> None:
+        if not self.enabled:
+            return
+        row = {
+            "step": int(step),
+            **{
+                k: (float(v) if isinstance(v, (int, float, np.floating)) or torch.is_tensor(v) else v)
+                for k, v in metrics.items()
+            },
+        }
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+def plot_metrics(jsonl_path: str | os.PathLike, png_path: str | os.PathLike, keys: Iterable[str] | None = None) -> None:
+    """One panel per metric against step (matplotlib, headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(jsonl_path)
+    if keys is None:
+        keys = sorted({k for r in rows for k, v in r.items() if k != "step" and isinstance(v, (int, float))})
+    keys = list(keys)
+    if not rows or not keys:
+        return
+    cols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.2 * nrows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        if pts:
+            ax.plot(*zip(*pts), lw=1.2)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    Path(png_path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def write_config(path: str | os.PathLike, config: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(dataclasses.asdict(config), indent=2) + "\n").encode())
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in a (possibly single-process) distributed run."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str = "auto") -> DistInfo:
+    """Join the ``torchrun`` process group if launched by it (gloo on CPU, NCCL on CUDA); else one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
+    """Mean of ``value`` over all processes (identity in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return value
+
+
+def progress(iterable: Iterable[T], enabled: bool = True, **kwargs: Any) -> Iterator[T]:
+    """A tqdm progress bar (disabled on non-main ranks or when ``enabled`` is False)."""
+    return iter(tqdm(iterable, disable=not enabled, dynamic_ncols=True, **kwargs))

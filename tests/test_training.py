@@ -1,0 +1,149 @@
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pytest
+import torch
+
+from paintrnn.config import config_from_dict, parse_config
+from paintrnn.training import (
+    CheckpointError,
+    MetricsLogger,
+    NonFiniteLossError,
+    check_finite,
+    load_checkpoint,
+    plot_metrics,
+    read_metrics,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+
+
+@dataclass(frozen=True)
+class Cfg:
+    lr: float = 1e-3
+    """Learning rate."""
+    steps: int = 10
+    """Number of steps."""
+    mode: Literal["a", "b"] = "a"
+    """Which mode."""
+    sizes: tuple[int, int] = (3, 4)
+    """Two sizes."""
+    fast: bool = False
+    """Go fast."""
+    out: str | None = None
+    """Output folder."""
+
+
+def test_parse_config_types_defaults_and_help(capsys):
+    cfg = parse_config(Cfg, ["--lr", "0.5", "--mode", "b", "--sizes", "5", "6", "--fast", "--out", "x"])
+    assert cfg == Cfg(lr=0.5, mode="b", sizes=(5, 6), fast=True, out="x")
+    assert parse_config(Cfg, []) == Cfg()
+    with pytest.raises(SystemExit):
+        parse_config(Cfg, ["--mode", "c"])
+    with pytest.raises(SystemExit):
+        parse_config(Cfg, ["--help"])
+    text = capsys.readouterr().out
+    assert "Learning rate. (default: 0.001)" in text and "--no-fast" in text
+    assert config_from_dict(Cfg, {"sizes": [1, 2]}).sizes == (1, 2)
+    with pytest.raises(ValueError, match="unknown"):
+        config_from_dict(Cfg, {"nope": 1})
+
+
+def test_checkpoint_roundtrip_restores_weights_config_and_rng(tmp_path):
+    gen = seed_everything(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.randn(5, 3)).sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path / "c.pt", kind="toy", config=Cfg(), model=model, optimizer=opt, step=7, generator=gen)
+    after = (torch.rand(3), np.random.rand(), torch.rand(2, generator=gen))
+    ckpt = load_checkpoint(tmp_path / "c.pt", kind="toy")
+    set_rng_state(ckpt["rng"], gen)
+    again = (torch.rand(3), np.random.rand(), torch.rand(2, generator=gen))
+    assert torch.equal(after[0], again[0]) and after[1] == again[1] and torch.equal(after[2], again[2])
+    assert ckpt["step"] == 7 and config_from_dict(Cfg, ckpt["config"]) == Cfg()
+    fresh = torch.nn.Linear(3, 2)
+    fresh.load_state_dict(ckpt["model"])
+    assert torch.equal(fresh.weight, model.weight)
+    with pytest.raises(CheckpointError, match="expected 'other'"):
+        load_checkpoint(tmp_path / "c.pt", kind="other")
+
+
+def test_corrupt_missing_and_foreign_checkpoints(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(tmp_path / "c.pt", kind="toy", config=Cfg(), model=model)
+    blob = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="format"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_atomic_save_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(tmp_path / "c.pt", kind="toy", config=Cfg(), model=model, step=1)
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("paintrnn.training.os.replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "c.pt", kind="toy", config=Cfg(), model=model, step=2)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_metrics_resume_drops_rows_that_will_be_redone(tmp_path):
+    log = MetricsLogger(tmp_path / "m.jsonl")
+    for s in range(1, 6):
+        log.log(s, loss=torch.tensor(1.0 / s), lr=0.1)
+    MetricsLogger(tmp_path / "m.jsonl", resume_step=3).log(4, loss=9.0)
+    rows = read_metrics(tmp_path / "m.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[-1]["loss"] == 9.0
+    plot_metrics(tmp_path / "m.jsonl", tmp_path / "m.png")
+    assert (tmp_path / "m.png").stat().st_size > 1000
+    json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0])
+
+
+def test_check_finite():
+    check_finite(torch.tensor(1.0), 0)
+    with pytest.raises(NonFiniteLossError, match="step 3"):
+        check_finite(torch.tensor(float("nan")), 3)
+
+
+def test_resolve_device_errors_without_cuda():
+    from paintrnn.training import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_two_process_gloo_all_reduce(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        "import torch\nfrom paintrnn.training import setup_distributed, all_reduce_mean, cleanup_distributed\n"
+        "info = setup_distributed('cpu')\n"
+        "v = all_reduce_mean(torch.tensor([float(info.rank)]))\n"
+        "print('RESULT', info.rank, info.world_size, v.item())\ncleanup_distributed()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = sorted(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
+    assert results == ["RESULT 0 2 0.5", "RESULT 1 2 0.5"]
