@@ -57,9 +57,9 @@ class DiscretizedLogisticMixture:
         coeffs = torch.tanh(params[..., k + 2 * c * k :].unflatten(-1, (3, k))) if c == 3 else None
         return logits, means, log_scales, coeffs
 
-    def _scale(self, values: Tensor) -> Tensor:
+    def _scale(self, values: Tensor, dtype: torch.dtype) -> Tensor:
         """Integer values `(..., C)` -> bin centres in `[-1, 1]`."""
-        return values.to(torch.get_default_dtype()) * (2.0 / (self.levels - 1)) - 1.0
+        return values.to(dtype) * (2.0 / (self.levels - 1)) - 1.0
 
     def _couple(self, means: Tensor, coeffs: Tensor | None, xs: Tensor) -> Tensor:
         """Shift the green and blue means by the (scaled) earlier channels `xs` `(..., C)`."""
@@ -77,7 +77,7 @@ class DiscretizedLogisticMixture:
         if values.shape[-1] != self.channels:
             raise ValueError(f"values must have {self.channels} channels, got shape {tuple(values.shape)}")
         logits, means, log_scales, coeffs = self._split(params)
-        xs = self._scale(values).to(params.dtype)  # (..., C)
+        xs = self._scale(values, params.dtype)  # (..., C)
         means = self._couple(means, coeffs, xs)
         x = xs.unsqueeze(-1)  # (..., C, 1)
         inv_s = torch.exp(-log_scales)
@@ -120,9 +120,9 @@ class DiscretizedLogisticMixture:
         for ch in range(self.channels):  # channels in order, each conditioned on the discrete earlier ones
             mean = means[..., ch]
             if ch == 1:
-                mean = mean + coeffs[..., 0] * self._scale(out[0]).to(mean.dtype)
+                mean = mean + coeffs[..., 0] * self._scale(out[0], mean.dtype)
             if ch == 2:
-                r, g = (self._scale(o).to(mean.dtype) for o in out)
+                r, g = (self._scale(o, mean.dtype) for o in out)
                 mean = mean + coeffs[..., 1] * r + coeffs[..., 2] * g
             x = mean + scales[..., ch] * noise[..., ch]
             out.append(torch.round((x + 1.0) * (self.levels - 1) / 2.0).clamp(0, self.levels - 1).long())
