@@ -20,8 +20,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
-
 from paintrnn.agents.texture import (
     TextureModel,
     TextureModelConfig,
@@ -30,6 +28,8 @@ from paintrnn.agents.texture import (
     sample,
     sampling_frames,
 )
+from torch.nn.parallel import DistributedDataParallel
+
 from paintrnn.config import config_from_dict, parse_config
 from paintrnn.data import IMAGE_SUFFIXES, DataError, load_image, texture_path
 from paintrnn.media import image_grid, save_png, side_by_side, write_gif
