@@ -50,6 +50,8 @@ from paintrnn.training import (
 )
 
 KIND = "texture"
+RESUMABLE_CHANGES = frozenset({"progress", "gifs", "sample_size", "resume", "device", "threads"})
+"""Config fields a resumed run may change (they do not alter the training trajectory)."""
 
 
 @dataclass(frozen=True)
@@ -203,8 +205,9 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
     start, ckpt_path = 0, run / "checkpoint.pt"
     if cfg.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, info.device, kind=KIND)
-        if ckpt["config"] != dataclasses.asdict(cfg):
-            changed = sorted(k for k, v in dataclasses.asdict(cfg).items() if ckpt["config"].get(k) != v)
+        changed = sorted(k for k, v in dataclasses.asdict(cfg).items()
+                         if k not in RESUMABLE_CHANGES and ckpt["config"].get(k) != v)
+        if changed:
             raise CheckpointError(f"{ckpt_path} was written with a different config (fields {changed}); "
                                   "use another --run-dir or --no-resume")
         model.load_state_dict(ckpt["model"])
