@@ -75,6 +75,12 @@ class BenchmarkConfig:
     """Crops per training step."""
     hidden: int = 32
     """Spatial LSTM hidden units (two layers)."""
+    radius: int = 2
+    """Causal neighbourhood radius of the spatial LSTM and the linear AR (wavefront slope radius + 1)."""
+    lr: float = 3e-3
+    """Peak learning rate of the spatial LSTM and the PixelCNN."""
+    progress: bool = True
+    """Show progress bars."""
     pixelcnn_channels: int = 32
     """PixelCNN feature maps (its depth is chosen to match the spatial LSTM's parameter count)."""
     eval_crop: int = 64
@@ -175,11 +181,11 @@ def matched_pixelcnn(target: int, channels: int, components: int) -> PixelCNN:
     return min((PixelCNN(channels, b, components) for b in range(1, 16)), key=lambda m: abs(num_params(m) - target))
 
 
-def train_pixelcnn(model: PixelCNN, sampler: CropSampler, steps: int, lr: float) -> float:
+def train_pixelcnn(model: PixelCNN, sampler: CropSampler, steps: int, lr: float, bar: bool = True) -> float:
     """Adam with the same cosine schedule as the spatial LSTM; returns seconds."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     t0 = time.perf_counter()
-    for step in progress(range(steps), desc="pixelcnn", leave=False):
+    for step in progress(range(steps), enabled=bar, desc="pixelcnn", leave=False):
         for group in opt.param_groups:
             group["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         loss = model.bits_per_dim(sampler())
@@ -237,7 +243,8 @@ def texture_row(cfg: BenchmarkConfig, path: Path, docs: Path | None) -> dict:
     top, bottom = split_rows(image, 0.25)
     test = eval_crops([bottom], cfg.eval_crop)
     run = Path("runs") / "benchmark_texture" / name
-    tcfg = TrainConfig(texture=str(path), hidden=cfg.hidden, head_hidden=cfg.hidden, crop=cfg.crop,
+    tcfg = TrainConfig(texture=str(path), hidden=cfg.hidden, head_hidden=cfg.hidden, radius=cfg.radius,
+                       slope=cfg.radius + 1, lr=cfg.lr, progress=cfg.progress, crop=cfg.crop,
                        batch_size=cfg.batch_size, steps=cfg.steps, flips=flips_for(name), holdout=0.25,
                        eval_every=max(cfg.steps // 4, 1), checkpoint_every=cfg.steps, run_dir=str(run),
                        resume=False, seed=cfg.seed, device="cpu", sample_size=64 if cfg.quick else 96)
@@ -255,7 +262,7 @@ def texture_row(cfg: BenchmarkConfig, path: Path, docs: Path | None) -> dict:
     linear_seconds = time.perf_counter() - t0
     seed_everything(cfg.seed)
     pixelcnn = matched_pixelcnn(num_params(model), cfg.pixelcnn_channels, tcfg.components)
-    pixelcnn_seconds = train_pixelcnn(pixelcnn, same_crops(), cfg.steps, tcfg.lr)
+    pixelcnn_seconds = train_pixelcnn(pixelcnn, same_crops(), cfg.steps, tcfg.lr, cfg.progress)
 
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
