@@ -246,7 +246,7 @@ def inpaint(
     hole_fronts = front.expand_as(missing)[missing]
     first, last = int(hole_fronts.min()), int(hole_fronts.max())
     for _ in range(refine_steps):
-        cut = int(torch.randint(first, last + 1, (), generator=generator))
+        cut = int(torch.randint(first, last + 1, (), generator=generator, device=image.device))
         resampled = missing & (front >= cut)  # (B, H, W)
         proposal = canvas.clone()
         for _ in _fronts(model, proposal, ~resampled, temperature, generator):

@@ -67,7 +67,7 @@ class BenchmarkConfig:
 
     textures: str | None = None
     """Folder of texture images, each split 75% / 25% by rows (default: ../shared/data/textures)."""
-    steps: int = 500
+    steps: int = 800
     """Training steps for the spatial LSTM and the PixelCNN."""
     crop: int = 32
     """Training crop side."""
@@ -75,7 +75,7 @@ class BenchmarkConfig:
     """Crops per training step."""
     hidden: int = 32
     """Spatial LSTM hidden units (two layers)."""
-    radius: int = 2
+    radius: int = 3
     """Causal neighbourhood radius of the spatial LSTM and the linear AR (wavefront slope radius + 1)."""
     lr: float = 3e-3
     """Peak learning rate of the spatial LSTM and the PixelCNN."""

@@ -253,18 +253,18 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
         summary["test_bits_per_pixel"] = evaluate_bits(model, held_out)
     if info.is_main:
         plot_metrics(run / "metrics.jsonl", run / "curves.png")
-        write_outputs(model, cfg, [p[0] for p in parts], generator)
+        write_outputs(model, cfg, [p[0] for p in parts])
     cleanup_distributed()
     return model.eval(), summary
 
 
-def write_outputs(model: TextureModel, cfg: TrainConfig, images: Sequence[np.ndarray],
-                  generator: torch.Generator) -> None:
+def write_outputs(model: TextureModel, cfg: TrainConfig, images: Sequence[np.ndarray]) -> None:
     """`samples.png`: a source crop beside synthesised textures; with `cfg.gifs` the two GIFs too."""
     run, s = Path(cfg.run_dir), cfg.sample_size
     model.eval()
     source = images[0][: min(s, images[0].shape[0]), : min(s, images[0].shape[1])]
     device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(cfg.seed)  # random numbers are drawn on the model's device
     synth = sample(model, 3, s, s, generator=generator, device=device).cpu().numpy()
     save_png(run / "samples.png", side_by_side(image_grid(source[None], 1), image_grid(synth, 3)))
     if cfg.gifs:

@@ -1,6 +1,7 @@
 """Spatial LSTM texture model: causality, sampler consistency, inpainting, training, checkpoints, bad input."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -212,3 +213,37 @@ def test_bad_files_and_configs_are_clear_errors(tmp_path):
         train(TrainConfig(texture=str(small), run_dir=str(tmp_path / "r"), progress=False))
     with pytest.raises(CheckpointError):
         load_model(small)
+
+
+def test_linear_ar_baseline_recovers_a_known_autoregression():
+    from paintrnn.agents.texture_benchmark import LinearAR
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, 64))
+    for i in range(64):
+        for j in range(64):
+            x[i, j] = 0.5 * (x[i, j - 1] if j else 0) + 0.3 * (x[i - 1, j] if i else 0) + rng.normal(0, 0.1)
+    values = torch.from_numpy(np.clip(np.round((x + 1) * 127.5), 0, 255)).long()[None, ..., None]
+    model = LinearAR(radius=1, slope=2)
+    model.fit([values])
+    weights = dict(zip(model.offsets, model.weights[:-1].tolist()))
+    assert abs(weights[(0, -1)] - 0.5) < 0.05 and abs(weights[(-1, 0)] - 0.3) < 0.05
+    assert abs(model.sigma - 0.1) < 0.01
+    gaussian_bits = 0.5 * math.log2(2 * math.pi * math.e * (0.1 * 127.5) ** 2)  # differential entropy, 8-bit units
+    assert abs(model.bits_per_pixel(values) - gaussian_bits) < 0.1
+
+
+def test_pixelcnn_baseline_is_causal_in_raster_order():
+    from paintrnn.agents.texture_benchmark import PixelCNN
+
+    torch.manual_seed(0)
+    model = PixelCNN(channels=4, blocks=2, components=2)
+    xs = torch.randn(1, 4, 6, 6, requires_grad=True)  # feature maps straight into the masked convs
+    h = model.first(xs[:, :1])
+    for block in model.blocks:
+        h = h + block(torch.relu(h))
+    (grad,) = torch.autograd.grad(model.out(h)[0, :, 2, 3].sum(), xs)
+    depends = grad[0, 0] != 0
+    raster = torch.arange(36).view(6, 6)
+    assert not depends[raster >= 2 * 6 + 3].any()
+    assert depends[2, 2] and depends[1, 3]
