@@ -186,15 +186,17 @@ def sample(
     *,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     on_front: Callable[[Tensor], None] | None = None,
 ) -> Tensor:
     """Synthesise `num` textures of any size: uint8 `(num, height, width, C)`.
 
-    One batched step per front; `on_front(canvas)` is called after each (for animations).
+    One batched step per front; `on_front(canvas)` is called after each (for animations). Runs on
+    `device` (default: the model's); a `generator` must live there too.
     """
     if num < 1 or height < 1 or width < 1:
         raise ValueError(f"num, height and width must be >= 1, got {num}, {height}, {width}")
+    device = device if device is not None else next(model.parameters()).device
     canvas = torch.zeros(num, height, width, model.config.channels, dtype=torch.long, device=device)
     for _ in _fronts(model, canvas, None, temperature, generator):
         if on_front is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -196,8 +197,9 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
     images = load_textures(cfg.texture, cfg.channels)
     parts = [split_rows(img, cfg.holdout) for img in images]
     sampler = CropSampler([p[0] for p in parts], cfg.crop, cfg.batch_size, cfg.flips, generator)
-    held_out = eval_crops([p[1] for p in parts], min(2 * cfg.crop, *(p[1].shape[0] for p in parts))) \
-        if cfg.holdout > 0 else None
+    held_out = None
+    if cfg.holdout > 0:
+        held_out = eval_crops([p[1] for p in parts], min(2 * cfg.crop, *(p[1].shape[0] for p in parts)))
 
     run = Path(cfg.run_dir)
     model = TextureModel(cfg.model_config()).to(info.device)
@@ -214,6 +216,8 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
         opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"], generator)
         start = ckpt["step"]
+        if info.rank:  # the checkpoint holds rank 0's crop generator; other ranks need their own stream
+            generator.manual_seed(cfg.seed + 1_000_003 * info.rank + start)
     if info.is_main:
         write_config(run / "config.json", cfg)
     logger = MetricsLogger(run / "metrics.jsonl", resume_step=start if start else None, enabled=info.is_main)
@@ -224,7 +228,7 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
             save_checkpoint(ckpt_path, kind=KIND, config=cfg, model=model, optimizer=opt, step=step,
                             generator=generator)
 
-    t0, step = time.perf_counter(), start
+    t0 = time.perf_counter()
     for step in progress(range(start, cfg.steps), enabled=info.is_main and cfg.progress, initial=start,
                          total=cfg.steps, desc="texture"):
         lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
@@ -287,4 +291,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: `python scripts/train_texture.py --help`."""
     cfg = parse_config(TrainConfig, argv, prog="train_texture")
     _, summary = train(cfg)
-    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
