@@ -247,3 +247,15 @@ def test_pixelcnn_baseline_is_causal_in_raster_order():
     raster = torch.arange(36).view(6, 6)
     assert not depends[raster >= 2 * 6 + 3].any()
     assert depends[2, 2] and depends[1, 3]
+
+
+def test_textures_load_from_a_folder_a_file_or_a_bundled_name(tmp_path):
+    from paintrnn.agents.texture_train import load_textures
+
+    with pytest.raises(DataError, match="no image files"):
+        load_textures(str(tmp_path), 1)
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(tmp_path / "b.png")
+    assert [im.shape for im in load_textures(str(tmp_path), 1)] == [(40, 50, 1), (30, 30, 1)]
+    assert load_textures(str(tmp_path / "b.png"), 3)[0].shape == (30, 30, 3)
+    assert load_textures("grass", 1)[0].shape == (512, 512, 1)
