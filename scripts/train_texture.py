@@ -1,0 +1,6 @@
+"""Train the spatial LSTM texture model: `python scripts/train_texture.py --help`."""
+
+from paintrnn.agents.texture_train import main
+
+if __name__ == "__main__":
+    main()
