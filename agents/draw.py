@@ -251,12 +251,13 @@ class DRAW(nn.Module):
         return DrawOutput((recon + kl).mean(), recon, kl, state.canvas, steps)
 
     @torch.no_grad()
-    def log_weights(self, x: Tensor, k: int) -> Tensor:
-        """``log p(x, z) - log q(z | x)`` for ``k`` posterior samples per image: ``(B, k)``."""
+    def log_weights(self, x: Tensor, k: int, noise: Tensor | None = None) -> Tensor:
+        """``log p(x, z) - log q(z | x)`` for ``k`` posterior samples per image: ``(B, k)``. Sample ``j`` of
+        image ``i`` is row ``i * k + j`` of the optional ``noise (T, B k, Z)``."""
         x = check_images(x, self.config.height, self.config.width)
         b = x.shape[0]
         xk = x.repeat_interleave(k, dim=0)  # (B k, 1, H, W)
-        out = self.forward(xk)
+        out = self.forward(xk, noise)
         log_ratio = torch.zeros(b * k, device=x.device, dtype=x.dtype)
         for s in out.steps:  # log N(z; 0, 1) - log N(z; mu, sigma): the 2 pi terms cancel
             eps = (s.z - s.mu) * torch.exp(-s.logsigma)

@@ -239,9 +239,12 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, elapsed = ckpt["step"], float(ckpt["extra"].get("elapsed_s", 0.0))
-    elif info.is_main:
+    if info.is_main:  # the configuration of the latest (re)start
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / "config.json", cfg)
+    if info.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for the LSTM products
+        torch.backends.cudnn.allow_tf32 = True
     logger = MetricsLogger(out / "metrics.jsonl", resume_step=step if step else None, enabled=info.is_main)
     if cfg.compile and not cfg.vae:
         try:
@@ -259,11 +262,13 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
                 model=model,
                 optimizer=optimizer,
                 step=step,
-                extra={"elapsed_s": elapsed, "epoch": step / per_epoch},
+                extra={"elapsed_s": elapsed, "epoch": step / per_epoch, "log_sums": sums.cpu(), "log_seen": seen},
             )
 
     bar = progress(range(step, total), enabled=cfg.progress and info.is_main, initial=step, total=total, desc="DRAW")
-    sums, seen, t_log = torch.zeros(3, device=info.device), 0, time.perf_counter()
+    sums, seen, t_log = torch.zeros(3, device=info.device), 0, time.perf_counter()  # running log averages
+    if step and "log_sums" in ckpt["extra"]:
+        sums, seen = ckpt["extra"]["log_sums"].to(info.device), int(ckpt["extra"]["log_seen"])
     t_last = time.perf_counter()
     epoch_order: list[int] = []
     out_of_time = False
