@@ -112,6 +112,8 @@ class TrainConfig:
     """Stop (with a checkpoint) after this many optimiser steps in total."""
     time_limit_min: float | None = None
     """Stop after this many minutes of training (evaluation excluded) and evaluate: a fixed time budget."""
+    eval_only: bool = False
+    """Do not train: evaluate the run folder's checkpoint (test ELBO, IWAE) and write eval.json."""
     resume: bool = True
     """Continue from the run folder's checkpoint when there is one."""
     vae: bool = False
@@ -239,7 +241,9 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, elapsed = ckpt["step"], float(ckpt["extra"].get("elapsed_s", 0.0))
-    if info.is_main:  # the configuration of the latest (re)start
+    elif cfg.eval_only:
+        raise CheckpointError(f"--eval-only needs a checkpoint, and there is none at {ckpt_path}")
+    if info.is_main and not cfg.eval_only:  # the configuration of the latest (re)start
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / "config.json", cfg)
     if info.device.type == "cuda":
@@ -272,7 +276,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
     t_last = time.perf_counter()
     epoch_order: list[int] = []
     out_of_time = False
-    for _ in bar:
+    for _ in [] if cfg.eval_only else bar:
         epoch, pos = divmod(step, per_epoch)
         if pos == 0 or not epoch_order:
             sampler.set_epoch(epoch)
@@ -319,7 +323,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             out_of_time = True
             checkpoint()
             break
-    if step >= total or out_of_time:
+    if step >= total or out_of_time or cfg.eval_only:
         final = evaluate(model, test_x, iwae_k=cfg.iwae_k, seed=cfg.test_seed, show=cfg.progress and info.is_main)
         if info.is_main:
             report = {
