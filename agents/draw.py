@@ -133,7 +133,9 @@ def check_images(x: Tensor, height: int, width: int) -> Tensor:
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or x.shape[1] != 1 or tuple(x.shape[2:]) != (height, width):
-        raise ValueError(f"images must have shape (B, {height}, {width}) or (B, 1, {height}, {width}), got {tuple(x.shape)}")
+        raise ValueError(
+            f"images must have shape (B, {height}, {width}) or (B, 1, {height}, {width}), got {tuple(x.shape)}"
+        )
     if x.shape[0] == 0:
         raise ValueError("empty batch of images")
     if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
@@ -175,12 +177,17 @@ class DRAW(nn.Module):
             ):
                 stride = size / max(n - 1, 1)
                 weight.mul_(0.1)
-                bias.copy_(torch.tensor([0.0, 0.0, 2 * math.log(stride / 2), 0.0, -2 * math.log(stride) if is_write else 0.0]))
+                bias.copy_(
+                    torch.tensor([0.0, 0.0, 2 * math.log(stride / 2), 0.0, -2 * math.log(stride) if is_write else 0.0])
+                )
 
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> DrawState:
         """Zero LSTM states and the constant initial canvas ``c_0``."""
         cfg = self.config
-        kw = {"device": device if device is not None else self.encoder.weight.device, "dtype": self.encoder.weight.dtype}
+        kw = {
+            "device": device if device is not None else self.encoder.weight.device,
+            "dtype": self.encoder.weight.dtype,
+        }
         return DrawState(
             h_enc=torch.zeros(batch, cfg.enc_size, **kw),
             c_enc=torch.zeros(batch, cfg.enc_size, **kw),

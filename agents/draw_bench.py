@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
-
 from paintrnn.agents.draw import DRAW, DrawConfig, preset
 from paintrnn.agents.draw_train import machine_info
+from torch import Tensor, nn
+
 from paintrnn.attention import filterbank, read, window_from_raw, write
 from paintrnn.data import binarize_fixed, load_mnist
 
@@ -128,7 +128,12 @@ def pixel_baseline(data_dir: str | None) -> dict:
     p = torch.from_numpy(train).double().div(255).mean(0).clamp(1e-4, 1 - 1e-4)
     x = binarize_fixed(torch.from_numpy(test).double().div(255), 0)
     nll = -(x * p.log() + (1 - x) * (1 - p).log()).flatten(1).sum(1).mean().item()
-    return {"kind": "quality", "name": "independent-pixel Bernoulli (baseline)", "test_nelbo": nll, "test_images": len(x)}
+    return {
+        "kind": "quality",
+        "name": "independent-pixel Bernoulli (baseline)",
+        "test_nelbo": nll,
+        "test_images": len(x),
+    }
 
 
 def run_rows(folders: Sequence[str]) -> list[dict]:
@@ -162,11 +167,23 @@ def targets(rows: list[dict]) -> list[dict]:
     cpu_attn = best(lambda r: r.get("model", {}).get("attention") and "cuda" not in r["machine"]["device"]
                     and r["train_minutes"] <= 60 and not r["name"].startswith("VAE"))  # fmt: skip
     gpu_paper = best(lambda r: r.get("preset") == "paper" and "cuda" in r["machine"]["device"])
-    mfu = [r["mfu"] for r in rows if r["kind"] == "speed" and r["config"] == "paper" and r["implementation"] == "paintrnn"]
+    mfu = [
+        r["mfu"] for r in rows if r["kind"] == "speed" and r["config"] == "paper" and r["implementation"] == "paintrnn"
+    ]
     return [
-        {"name": "test NLL bound, attention, <= 60 min CPU training", "value": cpu_attn, "op": "<=", "target": CPU_TARGET_NLL},
+        {
+            "name": "test NLL bound, attention, <= 60 min CPU training",
+            "value": cpu_attn,
+            "op": "<=",
+            "target": CPU_TARGET_NLL,
+        },
         {"name": "test NLL bound, paper configuration, GPU", "value": gpu_paper, "op": "<=", "target": PAPER_NLL},
-        {"name": "MFU, paper configuration, CPU training", "value": mfu[0] if mfu else None, "op": ">=", "target": MFU_TARGET},
+        {
+            "name": "MFU, paper configuration, CPU training",
+            "value": mfu[0] if mfu else None,
+            "op": ">=",
+            "target": MFU_TARGET,
+        },
     ]
 
 
@@ -181,7 +198,8 @@ def print_table(rows: list[dict], tgts: list[dict]) -> None:
     for r in rows:
         if r["kind"] == "speed":
             label = f"{r['config']} / {r['implementation']} (B={r['batch']})"
-            print(f"{label:<44} {r['images_per_s']:8.1f} {r['model_gflops']:8.1f} {r['matmul_gflops']:8.1f} {r['mfu']:6.1%}")
+            speed = f"{r['images_per_s']:8.1f} {r['model_gflops']:8.1f} {r['matmul_gflops']:8.1f} {r['mfu']:6.1%}"
+            print(f"{label:<44} {speed}")
     print()
     for t in tgts:
         ok = t["value"] is not None and (t["value"] <= t["target"] if t["op"] == "<=" else t["value"] >= t["target"])

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from paintrnn.agents.draw import DRAW, DrawConfig, check_images
 from torch import Tensor
 
-from paintrnn.agents.draw import DRAW, DrawConfig, check_images
 from paintrnn.config import config_from_dict
 from paintrnn.data import binarize_fixed, load_mnist
 from paintrnn.media import draw_boxes, grid_frames, save_grid, to_uint8, upscale, write_gif
@@ -50,7 +50,9 @@ def _boxed(canvases: Tensor, boxes: list[tuple[Tensor | None, tuple[int, int, in
 
 
 @torch.no_grad()
-def reconstruction_frames(model: DRAW, images: Tensor, scale: int = 4, nrow: int | None = None, seed: int = 0) -> np.ndarray:
+def reconstruction_frames(
+    model: DRAW, images: Tensor, scale: int = 4, nrow: int | None = None, seed: int = 0
+) -> np.ndarray:
     """Grid frames ``(T + 1, H', W', 3)`` of the model redrawing ``images (N, 1, H, W)`` step by step."""
     cfg = model.config
     x = check_images(images, cfg.height, cfg.width).to(next(model.parameters()).device)

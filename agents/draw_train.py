@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, preset
+from paintrnn.agents.vae import VAE, VAEConfig
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, preset
-from paintrnn.agents.vae import VAE, VAEConfig
 from paintrnn.config import config_from_dict, parse_config
 from paintrnn.data import binarize_dynamic, binarize_fixed, load_mnist
 from paintrnn.media import save_grid
@@ -137,7 +137,9 @@ class TrainConfig:
             raise ValueError("need lr > 0, 0 < lr_final <= 1 and grad_clip > 0")
 
     def model_config(self) -> DrawConfig:
-        overrides = {f.name: getattr(self, f.name) for f in fields(DrawConfig) if getattr(self, f.name, None) is not None}
+        overrides = {
+            f.name: getattr(self, f.name) for f in fields(DrawConfig) if getattr(self, f.name, None) is not None
+        }
         return preset(self.preset, **overrides)
 
 
@@ -223,7 +225,12 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     train_x, test_x = mnist_tensors(cfg)
     sampler = DistributedSampler(
-        range(train_x.shape[0]), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        range(train_x.shape[0]),
+        num_replicas=info.world_size,
+        rank=info.rank,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_last=True,
     )
     local_batch = cfg.batch_size // info.world_size
     per_epoch = len(sampler) // local_batch
@@ -302,8 +309,17 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         if step % cfg.log_every == 0 or step == total:
             avg = (sums / seen).tolist()
             rate = seen * cfg.batch_size / (time.perf_counter() - t_log)
-            logger.log(step, loss=avg[0], recon=avg[1], kl=avg[0] - avg[1], grad_norm=avg[2], lr=lr_at(cfg, step, total),
-                       images_per_s=rate, epoch=step / per_epoch, minutes=elapsed / 60)
+            logger.log(
+                step,
+                loss=avg[0],
+                recon=avg[1],
+                kl=avg[0] - avg[1],
+                grad_norm=avg[2],
+                lr=lr_at(cfg, step, total),
+                images_per_s=rate,
+                epoch=step / per_epoch,
+                minutes=elapsed / 60,
+            )
             if info.is_main and hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{avg[0]:.2f}", img_s=f"{rate:.0f}")
             sums.zero_()
@@ -313,7 +329,9 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             metrics = evaluate(model, test_x, seed=cfg.test_seed)
             logger.log(step, epoch=step / per_epoch, minutes=elapsed / 60, **metrics)
             if info.is_main:
-                plot_metrics(out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"])
+                plot_metrics(
+                    out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
+                )
             t_last = time.perf_counter()  # evaluation time is not training time
         if end_of_epoch or step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             checkpoint()
@@ -341,8 +359,12 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
                 "machine": machine_info(info.device),
             }
             (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-            save_grid(out / "samples.png", torch.sigmoid(model.sample(64, info.device)[0][-1, :, 0]).cpu().numpy(), 8, 2)
-            plot_metrics(out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"])
+            save_grid(
+                out / "samples.png", torch.sigmoid(model.sample(64, info.device)[0][-1, :, 0]).cpu().numpy(), 8, 2
+            )
+            plot_metrics(
+                out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
+            )
     return model
 
 
@@ -357,4 +379,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         cleanup_distributed()
     return 0
-

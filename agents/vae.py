@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from paintrnn.agents.draw import DrawConfig, DrawOutput, check_images, gaussian_kl
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)

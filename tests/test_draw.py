@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.distributions import Bernoulli, Normal, kl_divergence
-
 from paintrnn.agents import draw_train
 from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, gaussian_kl, lstm_step, model_flops_per_image, preset
 from paintrnn.agents.draw_gif import READ_COLOUR, WRITE_COLOUR, load_draw, reconstruction_frames, sample_frames
 from paintrnn.agents.vae import VAE, VAEConfig
+from torch.distributions import Bernoulli, Normal, kl_divergence
+
 from paintrnn.data import binarize_fixed, load_mnist
 from paintrnn.training import CheckpointError, NonFiniteLossError, load_checkpoint, read_metrics
 
@@ -91,7 +91,12 @@ def ref_draw_loss(model: DRAW, x: torch.Tensor, noise: torch.Tensor) -> torch.Te
 
     def lstm(name, inp, h, c, size):
         gates = p[f"{name}.weight"] @ inp + p[f"{name}.bias"]
-        i, f, o, g = sig(gates[:size]), sig(gates[size : 2 * size]), sig(gates[2 * size : 3 * size]), torch.tanh(gates[3 * size :])
+        i, f, o, g = (
+            sig(gates[:size]),
+            sig(gates[size : 2 * size]),
+            sig(gates[2 * size : 3 * size]),
+            torch.tanh(gates[3 * size :]),
+        )
         c = f * c + i * g
         return o * torch.tanh(c), c
 
@@ -104,7 +109,9 @@ def ref_draw_loss(model: DRAW, x: torch.Tensor, noise: torch.Tensor) -> torch.Te
         kl = 0.0
         for t in range(cfg.steps):
             err = img - sig(canvas)
-            fx, fy, gamma = ref_filterbank(p["reader.weight"] @ h_dec + p["reader.bias"], cfg.read_n, cfg.height, cfg.width)
+            fx, fy, gamma = ref_filterbank(
+                p["reader.weight"] @ h_dec + p["reader.bias"], cfg.read_n, cfg.height, cfg.width
+            )
             r = torch.cat([(gamma * fy @ img @ fx.T).flatten(), (gamma * fy @ err @ fx.T).flatten()])
             h_enc, c_enc = lstm("encoder", torch.cat([r, h_dec, h_enc]), h_enc, c_enc, cfg.enc_size)
             q = p["posterior.weight"] @ h_enc + p["posterior.bias"]
@@ -186,7 +193,14 @@ def test_without_attention_reads_and_writes_whole_images():
 
 def test_presets_and_flop_count():
     paper = PRESETS["paper"]
-    assert (paper.steps, paper.enc_size, paper.dec_size, paper.z_size, paper.read_n, paper.write_n) == (64, 256, 256, 100, 2, 5)
+    assert (paper.steps, paper.enc_size, paper.dec_size, paper.z_size, paper.read_n, paper.write_n) == (
+        64,
+        256,
+        256,
+        100,
+        2,
+        5,
+    )
     assert paper.attention and PRESETS["paper_noattn"].attention is False
     # encoder + decoder gate matrices dominate: 2 * (8 + 512) * 1024 + 2 * 356 * 1024 multiply-adds per step
     assert 5.3e6 * 64 < model_flops_per_image(paper) < 6.0e6 * 64
@@ -337,7 +351,16 @@ def test_ddp_two_cpu_processes_stay_identical_and_only_rank0_writes(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
     cmd += train_args(out, "--epochs", "1", "--max-steps", "4")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
@@ -355,7 +378,10 @@ def test_ddp_two_cpu_processes_stay_identical_and_only_rank0_writes(tmp_path):
 @pytest.fixture
 def mnist_root() -> Path:
     """The folder holding mnist/: ``../shared/data`` beside the checkout, else ``$PAINTRNN_DATA``; or skip."""
-    for root in (Path(__file__).resolve().parents[2] / "shared" / "data", Path(os.environ.get("PAINTRNN_DATA", "/nonexistent"))):
+    for root in (
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path(os.environ.get("PAINTRNN_DATA", "/nonexistent")),
+    ):
         if (root / "mnist" / "train-images-idx3-ubyte.gz").is_file():
             return root
     pytest.skip("needs the full MNIST files in ../shared/data/mnist or $PAINTRNN_DATA/mnist (absent here)")
