@@ -80,18 +80,18 @@ def matmul_flops(size: int = 1024, seconds: float = 1.0) -> float:
     return 2 * size**3 * n / (time.perf_counter() - t0)
 
 
-def train_speed(model: nn.Module, batch: int, iters: int, loss_of=lambda out: out.loss) -> float:
-    """Training images per second (forward, backward, Adam step), after two warm-up steps."""
+def train_speed(model: nn.Module, batch: int, iters: int, loss_of=lambda out: out.loss, warmup: int = 2) -> float:
+    """Training images per second (forward, backward, Adam step): the median step after ``warmup`` steps."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = (torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.2).float()
     times = []
-    for i in range(iters + 2):
+    for i in range(iters + warmup):
         t0 = time.perf_counter()
         loss = loss_of(model(x))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if i >= 2:
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
     return batch / sorted(times)[len(times) // 2]  # median step
 
@@ -111,9 +111,10 @@ def speed_rows(configs: dict[str, DrawConfig], batch: int, iters: int, compile_s
             variants.append(("straightforward (nn.LSTMCell)", StraightforwardDRAW(cfg), lambda out: out))
         for impl, model, loss_of in variants:
             peak_before = matmul_flops()
-            rate = train_speed(model, batch, iters, loss_of)
+            rate = train_speed(model, batch, iters, loss_of, warmup=1 if iters < 4 else 2)
             peak = 0.5 * (peak_before + matmul_flops())  # the matmul rate around this measurement
             model_flops = model_flops_per_image(cfg) * rate
+            print(f"speed: {name} / {impl}: {rate:.1f} images/s, MFU {model_flops / peak:.1%}", flush=True)
             rows.append(
                 {"kind": "speed", "config": name, "implementation": impl, "batch": batch, "images_per_s": rate,
                  "model_gflops": model_flops / 1e9, "matmul_gflops": peak / 1e9, "mfu": model_flops / peak}
@@ -148,7 +149,7 @@ def run_rows(folders: Sequence[str]) -> list[dict]:
         name = "VAE (same latent budget)" if ev["train"].get("vae") else (
             f"DRAW T={model['steps']} {'attention' if model['attention'] else 'no attention'}"
         )  # fmt: skip
-        iwae = {k: v for k, v in ev.items() if k.startswith("test_iwae")}
+        iwae = {k: v for k, v in ev.items() if k.startswith("test_iwae") or k == "iwae_images"}
         rows.append(
             {"kind": "quality", "name": name, "run": str(folder), "test_nelbo": ev["test_nelbo"], **iwae,
              "test_images": ev["test_images"], "epochs": ev["epochs"], "train_minutes": ev["train_minutes"],
@@ -191,9 +192,10 @@ def print_table(rows: list[dict], tgts: list[dict]) -> None:
     print(f"\n{'quality (nats, test set)':<44} {'-ELBO':>8} {'IWAE':>8} {'epochs':>7} {'minutes':>8}  device")
     for r in rows:
         if r["kind"] == "quality":
-            iwae = next((v for k, v in r.items() if k.startswith("test_iwae")), None)
-            print(f"{r['name']:<44} {r['test_nelbo']:8.2f} {iwae if iwae is None else f'{iwae:8.2f}':>8} "
-                  f"{r.get('epochs', 0):7.1f} {r.get('train_minutes', 0):8.1f}  {r.get('device', '-')}")  # fmt: skip
+            iwae = next((v for k, v in r.items() if k.startswith("test_iwae")), None)  # on iwae_images images
+            iwae_s = "-" if iwae is None else f"{iwae:.2f}"
+            budget = f"{r.get('epochs', 0):7.1f} {r.get('train_minutes', 0):8.1f}  {r.get('device', '-')}"
+            print(f"{r['name']:<44} {r['test_nelbo']:8.2f} {iwae_s:>8} {budget}")
     print(f"\n{'speed (training)':<44} {'img/s':>8} {'GFLOP/s':>8} {'matmul':>8} {'MFU':>6}")
     for r in rows:
         if r["kind"] == "speed":
