@@ -268,11 +268,16 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for the LSTM products
         torch.backends.cudnn.allow_tf32 = True
     logger = MetricsLogger(out / "metrics.jsonl", resume_step=step if step else None, enabled=info.is_main)
-    if cfg.compile and not cfg.vae:
-        try:
+    if cfg.compile and not cfg.vae and not cfg.eval_only:
+        eager = model.step
+        try:  # compile now, on a training-shaped batch, so that a broken toolchain falls back to eager
             model.step = torch.compile(model.step, dynamic=False)
+            model(torch.zeros(local_batch, 1, mcfg.height, mcfg.width, device=info.device)).loss.backward()
+            model.zero_grad(set_to_none=True)
         except Exception as exc:  # pragma: no cover - depends on the toolchain
-            print(f"torch.compile unavailable ({exc}); running eager", file=sys.stderr)
+            model.step = eager
+            model.zero_grad(set_to_none=True)
+            print(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", file=sys.stderr)
     net = DistributedDataParallel(model) if info.distributed else model
 
     def checkpoint() -> None:
