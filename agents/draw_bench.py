@@ -149,7 +149,9 @@ def run_rows(folders: Sequence[str]) -> list[dict]:
         name = "VAE (same latent budget)" if ev["train"].get("vae") else (
             f"DRAW T={model['steps']} {'attention' if model['attention'] else 'no attention'}"
         )  # fmt: skip
-        iwae = {k: v for k, v in ev.items() if k.startswith("test_iwae") or k == "iwae_images"}
+        iwae = {
+            k: v for k, v in ev.items() if k.startswith("test_iwae") or k in ("iwae_images", "test_nelbo_iwae_images")
+        }
         rows.append(
             {"kind": "quality", "name": name, "run": str(folder), "test_nelbo": ev["test_nelbo"], **iwae,
              "test_images": ev["test_images"], "epochs": ev["epochs"], "train_minutes": ev["train_minutes"],

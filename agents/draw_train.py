@@ -173,7 +173,7 @@ def evaluate(
     shard = images[rank::world]
     n_iwae = images.shape[0] if iwae_images is None else min(iwae_images, images.shape[0])
     iwae_shard = images[:n_iwae][rank::world]
-    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    sums = torch.zeros(5, dtype=torch.float64, device=device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed + rank)
         batches = range(0, shard.shape[0], batch_size)
@@ -186,7 +186,10 @@ def evaluate(
         if iwae_k:
             kb = max(1, batch_size // iwae_k)
             for i in progress(range(0, iwae_shard.shape[0], kb), enabled=show, desc=f"iwae k={iwae_k}", leave=False):
-                sums[3] += model.iwae_nll(iwae_shard[i : i + kb].to(device), iwae_k).sum().double()
+                x = iwae_shard[i : i + kb].to(device)
+                sums[3] += model.iwae_nll(x, iwae_k).sum().double()
+                out = model(x)
+                sums[4] += (out.recon + out.kl).sum().double()  # the ELBO on the same images, for comparison
     if dist.is_initialized():
         dist.all_reduce(sums)
     n = images.shape[0]
@@ -194,6 +197,7 @@ def evaluate(
     if iwae_k:
         result[f"test_iwae{iwae_k}"] = sums[3].item() / n_iwae
         result["iwae_images"] = n_iwae
+        result["test_nelbo_iwae_images"] = sums[4].item() / n_iwae
     return result
 
 
