@@ -114,6 +114,9 @@ class TrainConfig:
     """Stop (with a checkpoint) after this many optimiser steps in total."""
     time_limit_min: float | None = None
     """Stop after this many minutes of training (evaluation excluded) and evaluate: a fixed time budget."""
+    decay_by_time: bool = False
+    """Decay the learning rate over --time-limit-min when that ends first (a fixed time budget; a resumed run
+    then no longer repeats the uninterrupted one exactly, as the schedule depends on measured time)."""
     eval_only: bool = False
     """Do not train: evaluate the run folder's checkpoint (test ELBO, IWAE) and write eval.json."""
     resume: bool = True
@@ -206,9 +209,13 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 4099 + rank * 7919 + 17) % 2**63
 
 
-def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
-    """Cosine decay from ``lr`` to ``lr * lr_final`` over ``total`` steps."""
-    frac = min(step / max(total, 1), 1.0)
+def lr_at(cfg: TrainConfig, step: int, total: int, elapsed_s: float = 0.0) -> float:
+    """Cosine decay from ``lr`` to ``lr * lr_final`` over ``total`` steps (or over the time limit, whichever
+    runs out first, with ``decay_by_time``)."""
+    frac = step / max(total, 1)
+    if cfg.decay_by_time and cfg.time_limit_min:
+        frac = max(frac, elapsed_s / (60 * cfg.time_limit_min))
+    frac = min(frac, 1.0)
     return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -312,7 +319,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         torch.manual_seed(step_seed(cfg.seed, step, info.rank))  # noise depends on (seed, step, rank) only
         x = binarize_dynamic(train_x[idx]).to(info.device, non_blocking=True)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(cfg, step, total)
+            group["lr"] = lr_at(cfg, step, total, elapsed)
         model.train()
         result = net(x)
         check_finite(result.loss, step)
@@ -335,7 +342,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
                 recon=avg[1],
                 kl=avg[0] - avg[1],
                 grad_norm=avg[2],
-                lr=lr_at(cfg, step, total),
+                lr=lr_at(cfg, step, total, elapsed),
                 images_per_s=rate,
                 epoch=step / per_epoch,
                 minutes=elapsed / 60,

@@ -427,3 +427,14 @@ def test_write_actions_replayed_in_draw_env_give_the_models_canvas():
             env.step(actions[t, b])
         torch.testing.assert_close(env.unwrapped.sim.canvas_logits[0], out.canvas[b], rtol=1e-5, atol=1e-5)
         env.close()
+
+
+def test_learning_rate_schedule():
+    cfg = draw_train.TrainConfig(lr=1e-3, lr_final=0.1, time_limit_min=10.0)
+    assert draw_train.lr_at(cfg, 0, 100) == pytest.approx(1e-3)
+    assert draw_train.lr_at(cfg, 50, 100) == pytest.approx(0.55e-3)
+    assert draw_train.lr_at(cfg, 100, 100) == pytest.approx(1e-4)
+    assert draw_train.lr_at(cfg, 10, 100, elapsed_s=600) == pytest.approx(draw_train.lr_at(cfg, 10, 100))
+    timed = replace(cfg, decay_by_time=True)
+    assert draw_train.lr_at(timed, 10, 100, elapsed_s=600) == pytest.approx(1e-4)  # the time budget ran out
+    assert draw_train.lr_at(timed, 50, 100, elapsed_s=60) == pytest.approx(0.55e-3)  # steps ran out faster
