@@ -1,0 +1,440 @@
+"""DRAW: exact loss terms, a slow reference implementation, gradients, IWAE, training, resume, DDP, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from paintrnn.agents import draw_train
+from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, gaussian_kl, lstm_step, model_flops_per_image, preset
+from paintrnn.agents.draw_gif import READ_COLOUR, WRITE_COLOUR, load_draw, reconstruction_frames, sample_frames
+from paintrnn.agents.vae import VAE, VAEConfig
+from torch.distributions import Bernoulli, Normal, kl_divergence
+
+from paintrnn.data import binarize_fixed, load_mnist
+from paintrnn.training import CheckpointError, NonFiniteLossError, load_checkpoint, read_metrics
+
+TINY = preset("tiny", height=12, width=10)
+
+
+def binary_images(b: int, h: int = 12, w: int = 10, seed: int = 0) -> torch.Tensor:
+    return (torch.rand(b, 1, h, w, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
+
+
+def tiny_model(cfg: DrawConfig = TINY, dtype=torch.float32, seed: int = 0) -> DRAW:
+    torch.manual_seed(seed)
+    model = DRAW(cfg).to(dtype)
+    with torch.no_grad():  # larger, less symmetric weights than at initialisation: a stricter comparison
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model
+
+
+# ---------------------------------------------------------------- loss terms
+
+
+def test_kl_matches_torch_distributions():
+    mu, logsigma = torch.randn(7, 13, dtype=torch.float64), torch.randn(7, 13, dtype=torch.float64)
+    expected = kl_divergence(Normal(mu, logsigma.exp()), Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(gaussian_kl(mu, logsigma), expected)
+    # and the constant: a posterior equal to the prior costs nothing, per dimension
+    assert gaussian_kl(torch.zeros(3, 100), torch.zeros(3, 100)).abs().max() == 0
+
+
+def test_fused_lstm_matches_lstm_cell():
+    torch.manual_seed(0)
+    cell = torch.nn.LSTMCell(6, 5).double()
+    x, h, c = torch.randn(4, 6).double(), torch.randn(4, 5).double(), torch.randn(4, 5).double()
+    w = torch.cat([cell.weight_ih, cell.weight_hh], 1).chunk(4)  # torch orders gates (i, f, g, o)
+    b = (cell.bias_ih + cell.bias_hh).chunk(4)
+    fused = torch.nn.Linear(11, 20).double()
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([w[0], w[1], w[3], w[2]]))  # ours: (i, f, o, g)
+        fused.bias.copy_(torch.cat([b[0], b[1], b[3], b[2]]))
+    h_ref, c_ref = cell(x, (h, c))
+    h_new, c_new = lstm_step(fused, torch.cat([x, h], 1), c)
+    torch.testing.assert_close(h_new, h_ref)
+    torch.testing.assert_close(c_new, c_ref)
+
+
+# ---------------------------------------------------------------- a slow, obviously correct DRAW
+
+
+def ref_filterbank(raw, n, h, w):
+    """Eqs. 19-26 written out with loops (0-based pixel grid), for one image."""
+    gx_, gy_, log_s2, log_d, log_g = raw.tolist()
+    gx, gy = (w + 1) / 2 * (gx_ + 1) - 1, (h + 1) / 2 * (gy_ + 1) - 1
+    delta, s2 = (max(h, w) - 1) / (n - 1) * math.exp(log_d), math.exp(log_s2)
+    fx, fy = torch.zeros(n, w, dtype=torch.float64), torch.zeros(n, h, dtype=torch.float64)
+    for i in range(n):
+        mx, my = gx + (i - n / 2 + 0.5) * delta, gy + (i - n / 2 + 0.5) * delta
+        for a in range(w):
+            fx[i, a] = math.exp(-((a - mx) ** 2) / (2 * s2))
+        for b in range(h):
+            fy[i, b] = math.exp(-((b - my) ** 2) / (2 * s2))
+    return fx / fx.sum(1, keepdim=True), fy / fy.sum(1, keepdim=True), math.exp(log_g)
+
+
+def ref_draw_loss(model: DRAW, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Per-image negative ELBO, one image at a time, plain formulas, separate gate matrices."""
+    cfg, p = model.config, dict(model.named_parameters())
+    sig = lambda v: 1 / (1 + torch.exp(-v))
+
+    def lstm(name, inp, h, c, size):
+        gates = p[f"{name}.weight"] @ inp + p[f"{name}.bias"]
+        i, f, o, g = (
+            sig(gates[:size]),
+            sig(gates[size : 2 * size]),
+            sig(gates[2 * size : 3 * size]),
+            torch.tanh(gates[3 * size :]),
+        )
+        c = f * c + i * g
+        return o * torch.tanh(c), c
+
+    losses = []
+    for b in range(x.shape[0]):
+        img = x[b, 0]
+        h_enc, c_enc = torch.zeros(cfg.enc_size, dtype=x.dtype), torch.zeros(cfg.enc_size, dtype=x.dtype)
+        h_dec, c_dec = torch.zeros(cfg.dec_size, dtype=x.dtype), torch.zeros(cfg.dec_size, dtype=x.dtype)
+        canvas = torch.full_like(img, cfg.canvas_init)
+        kl = 0.0
+        for t in range(cfg.steps):
+            err = img - sig(canvas)
+            fx, fy, gamma = ref_filterbank(
+                p["reader.weight"] @ h_dec + p["reader.bias"], cfg.read_n, cfg.height, cfg.width
+            )
+            r = torch.cat([(gamma * fy @ img @ fx.T).flatten(), (gamma * fy @ err @ fx.T).flatten()])
+            h_enc, c_enc = lstm("encoder", torch.cat([r, h_dec, h_enc]), h_enc, c_enc, cfg.enc_size)
+            q = p["posterior.weight"] @ h_enc + p["posterior.bias"]
+            mu, logsigma = q[: cfg.z_size], q[cfg.z_size :]
+            z = mu + torch.exp(logsigma) * noise[t, b]
+            kl = kl + sum(0.5 * (m**2 + math.exp(2 * s) - 2 * s - 1) for m, s in zip(mu.tolist(), logsigma.tolist()))
+            h_dec, c_dec = lstm("decoder", torch.cat([z, h_dec]), h_dec, c_dec, cfg.dec_size)
+            out = p["writer.weight"] @ h_dec + p["writer.bias"]
+            wfx, wfy, wgamma = ref_filterbank(out[-5:], cfg.write_n, cfg.height, cfg.width)
+            canvas = canvas + wfy.T @ out[:-5].view(cfg.write_n, cfg.write_n) @ wfx / wgamma
+        recon = -sum(
+            v * math.log(1 / (1 + math.exp(-c))) + (1 - v) * math.log(1 - 1 / (1 + math.exp(-c)))
+            for v, c in zip(img.flatten().tolist(), canvas.flatten().tolist())
+        )
+        losses.append(recon + kl)
+    return torch.tensor(losses, dtype=torch.float64)
+
+
+def test_matches_slow_reference_implementation():
+    model = tiny_model(dtype=torch.float64)
+    x = binary_images(3).double()
+    noise = torch.randn(TINY.steps, 3, TINY.z_size, dtype=torch.float64)
+    with torch.no_grad():
+        out = model(x, noise)
+    torch.testing.assert_close(out.recon + out.kl, ref_draw_loss(model, x, noise), rtol=1e-9, atol=1e-7)
+    torch.testing.assert_close(out.loss, (out.recon + out.kl).mean())
+    # the reconstruction term is the Bernoulli log-likelihood of x under sigmoid(c_T)
+    expected = -Bernoulli(logits=out.canvas).log_prob(x).flatten(1).sum(-1)
+    torch.testing.assert_close(out.recon, expected)
+
+
+def test_write_actions_replay_to_the_canvas():
+    model = tiny_model()
+    with torch.no_grad():
+        out = model(binary_images(4))
+        actions = model.write_actions(out)  # (T, B, 5 + N^2)
+    n = TINY.write_n
+    assert actions.shape == (TINY.steps, 4, 5 + n * n)
+    canvas = torch.full((4, 1, TINY.height, TINY.width), TINY.canvas_init)
+    for a in actions:  # replay: canvas += write(patch, window) (what paintrnn/Draw-v0 does)
+        canvas = canvas + model.render(a[:, 5:].view(4, 1, n, n), a[:, :5])
+    torch.testing.assert_close(canvas, out.canvas)
+
+
+def test_gradients_match_finite_differences():
+    cfg = replace(TINY, steps=3, enc_size=6, dec_size=5, z_size=3, height=7, width=6)
+    model = tiny_model(cfg, dtype=torch.float64)
+    x = torch.rand(1, 1, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(3, 1, 3, dtype=torch.float64, requires_grad=True)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, e: model(x, e).loss, (x, noise))
+    # every parameter: the directional derivative along a random direction, by central differences
+    params = dict(model.named_parameters())
+    direction = {k: torch.randn_like(v) for k, v in params.items()}
+    model.zero_grad()
+    model(x.detach(), noise.detach()).loss.backward()
+    analytic = sum((params[k].grad * direction[k]).sum() for k in params)
+
+    def shifted(h: float) -> float:
+        moved = {k: v.detach() + h * direction[k] for k, v in params.items()}
+        return torch.func.functional_call(model, moved, (x.detach(), noise.detach())).loss.item()
+
+    numeric = (shifted(1e-6) - shifted(-1e-6)) / 2e-6
+    assert abs(numeric - analytic.item()) < 1e-5 * max(1.0, abs(numeric))
+
+
+def test_without_attention_reads_and_writes_whole_images():
+    cfg = replace(TINY, attention=False)
+    model = tiny_model(cfg)
+    assert model.reader is None and model.encoder.in_features == 2 * 12 * 10 + cfg.dec_size + cfg.enc_size
+    with torch.no_grad():
+        out = model(binary_images(3))
+    assert out.steps[0].patch.shape == (3, 1, 12, 10) and out.steps[0].read_raw is None
+    canvas = cfg.canvas_init + sum(s.patch for s in out.steps)
+    torch.testing.assert_close(canvas, out.canvas)
+    with pytest.raises(ValueError, match="attention"):
+        model.write_actions(out)
+
+
+def test_presets_and_flop_count():
+    paper = PRESETS["paper"]
+    assert (paper.steps, paper.enc_size, paper.dec_size, paper.z_size, paper.read_n, paper.write_n) == (
+        64,
+        256,
+        256,
+        100,
+        2,
+        5,
+    )
+    assert paper.attention and PRESETS["paper_noattn"].attention is False
+    # encoder + decoder gate matrices dominate: 2 * (8 + 512) * 1024 + 2 * 356 * 1024 multiply-adds per step
+    assert 5.3e6 * 64 < model_flops_per_image(paper) < 6.0e6 * 64
+    with pytest.raises(ValueError, match="unknown DRAW preset"):
+        preset("huge")
+    with pytest.raises(ValueError, match="steps"):
+        DrawConfig(steps=0)
+
+
+# ---------------------------------------------------------------- IWAE and sampling
+
+
+def test_log_weights_match_distributions():
+    model, k = tiny_model(dtype=torch.float64), 3
+    x = binary_images(2).double()
+    noise = torch.randn(TINY.steps, 2 * k, TINY.z_size, dtype=torch.float64)
+    logw = model.log_weights(x, k, noise)
+    with torch.no_grad():
+        out = model(x.repeat_interleave(k, 0), noise)
+    expected = Bernoulli(logits=out.canvas).log_prob(x.repeat_interleave(k, 0)).flatten(1).sum(-1)
+    for s in out.steps:
+        expected += Normal(0.0, 1.0).log_prob(s.z).sum(-1) - Normal(s.mu, s.logsigma.exp()).log_prob(s.z).sum(-1)
+    torch.testing.assert_close(logw, expected.view(2, k))
+    # the IWAE bound is an average of weights, so it is never above the mean of the single-sample bounds
+    nll = -(torch.logsumexp(logw, 1) - math.log(k))
+    assert (nll <= -logw.mean(1) + 1e-12).all()
+    torch.manual_seed(0)
+    assert model.iwae_nll(x, 4).shape == (2,)
+
+
+def test_sampling_shapes_and_determinism():
+    model = tiny_model()
+    canvases, raw = model.sample(5, generator=torch.Generator().manual_seed(3))
+    again, _ = model.sample(5, generator=torch.Generator().manual_seed(3))
+    assert canvases.shape == (TINY.steps + 1, 5, 1, 12, 10) and raw.shape == (TINY.steps, 5, 5)
+    torch.testing.assert_close(canvases, again)
+    assert (canvases[0] == TINY.canvas_init).all()
+
+
+def test_gif_frames_show_canvas_and_windows():
+    model = tiny_model()
+    frames = reconstruction_frames(model, binary_images(4), scale=3, nrow=2)
+    assert frames.shape[0] == TINY.steps + 1 and frames.shape[-1] == 3 and frames.dtype == np.uint8
+    colours = {tuple(c) for c in frames[1:].reshape(-1, 3)}
+    assert READ_COLOUR in colours and WRITE_COLOUR in colours
+    assert READ_COLOUR not in {tuple(c) for c in frames[0].reshape(-1, 3)}  # step 0 is the blank canvas
+    samples = sample_frames(model, 4, scale=2)
+    assert samples.shape[0] == TINY.steps + 1 and WRITE_COLOUR in {tuple(c) for c in samples[-1].reshape(-1, 3)}
+
+
+def test_vae_baseline_latent_budget_and_bound():
+    cfg = VAEConfig.matching(PRESETS["cpu"], hidden=16)
+    assert cfg.z_size == PRESETS["cpu"].steps * PRESETS["cpu"].z_size
+    torch.manual_seed(0)
+    vae = VAE(replace(cfg, height=12, width=10)).double()
+    x = binary_images(3).double()
+    noise = torch.randn(3, cfg.z_size, dtype=torch.float64)
+    out = vae(x, noise)
+    torch.testing.assert_close(out.recon, -Bernoulli(logits=out.canvas).log_prob(x).flatten(1).sum(-1))
+    assert (vae.iwae_nll(x, 5) > 0).all()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (torch.rand(2, 1, 28, 28), "shape"),
+        (torch.rand(2, 3, 12, 10), "shape"),
+        (torch.rand(2, 12, 10) * 255, r"\[0, 1\]"),
+        (torch.full((2, 12, 10), float("nan")), "finite"),
+        (torch.randint(0, 2, (2, 12, 10)), "float"),
+    ],
+)
+def test_bad_images_are_clear_errors(x, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_model()(x)
+
+
+# ---------------------------------------------------------------- training
+
+
+def train_args(out: Path, *extra: str) -> list[str]:
+    return [
+        "--preset", "tiny", "--data-source", "sample", "--train-images", "200", "--test-images", "40",
+        "--batch-size", "20", "--epochs", "2", "--iwae-k", "0", "--out", str(out), "--no-progress",
+        "--log-every", "2", "--ckpt-every", "3", "--device", "cpu", "--threads", "1", *extra,
+    ]  # fmt: skip
+
+
+def test_resume_after_kill_gives_the_same_result(tmp_path):
+    full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a")))
+    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", "--max-steps", "7"))
+    draw_train.train(cut)  # 'killed' after step 7 (a checkpoint at 6 and at 7)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 7
+    resumed = draw_train.train(replace(cut, max_steps=None))
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    rows_a, rows_b = (read_metrics(tmp_path / d / "metrics.jsonl") for d in "ab")
+    assert [(r["step"], r.get("loss"), r.get("test_nelbo")) for r in rows_a] == [
+        (r["step"], r.get("loss"), r.get("test_nelbo")) for r in rows_b
+    ]
+    report = json.loads((tmp_path / "b" / "eval.json").read_text())
+    assert report["epochs"] == 2 and report["test_images"] == 40 and math.isfinite(report["test_nelbo"])
+    assert load_draw(tmp_path / "b" / "checkpoint.pt").config == full.config
+    draw_train.train(replace(cut, max_steps=None, eval_only=True, iwae_k=3))  # re-evaluate, no training
+    again = json.loads((tmp_path / "b" / "eval.json").read_text())
+    assert again["steps"] == report["steps"] and again["test_iwae3"] < again["test_nelbo"] + 5
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path, monkeypatch, capsys):
+    calls = {"n": 0}
+
+    class Exploding(DRAW):
+        def forward(self, x, noise=None):
+            out = super().forward(x, noise)
+            calls["n"] += self.training
+            return out._replace(loss=out.loss * float("nan")) if calls["n"] == 5 else out
+
+    monkeypatch.setattr(draw_train, "DRAW", Exploding)
+    assert draw_train.main(train_args(tmp_path)) == 1
+    assert "loss became nan at step 4" in capsys.readouterr().err
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt", kind="draw")
+    assert ckpt["step"] == 3 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    calls["n"] = 0
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+        draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "again")))
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 definitely not a zip archive")
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path)))
+    with pytest.raises(ValueError, match="preset"):
+        draw_train.parse_config(draw_train.TrainConfig, ["--preset", "nope"])
+
+
+DDP_SCRIPT = """
+import sys, torch
+from paintrnn.agents import draw_train
+model = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, sys.argv[2:]))
+torch.save(model.state_dict(), f"{sys.argv[1]}/params_rank{torch.distributed.get_rank()}.pt")
+"""
+
+
+def test_ddp_two_cpu_processes_stay_identical_and_only_rank0_writes(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(script),
+        str(tmp_path),
+    ]
+    cmd += train_args(out, "--epochs", "1", "--max-steps", "4")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    p0, p1 = (torch.load(tmp_path / f"params_rank{r}.pt", weights_only=True) for r in (0, 1))
+    fresh = DRAW(PRESETS["tiny"]).state_dict()
+    for name in p0:
+        torch.testing.assert_close(p0[name], p1[name], rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(p0[n], fresh[n]) for n in p0)  # it did train
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl")]
+    assert steps == [2, 4]  # logged once, by rank 0
+
+
+@pytest.fixture
+def mnist_root() -> Path:
+    """The folder holding mnist/: ``../shared/data`` beside the checkout, else ``$PAINTRNN_DATA``; or skip."""
+    for root in (
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path(os.environ.get("PAINTRNN_DATA", "/nonexistent")),
+    ):
+        if (root / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+            return root
+    pytest.skip("needs the full MNIST files in ../shared/data/mnist or $PAINTRNN_DATA/mnist (absent here)")
+
+
+def test_training_beats_independent_pixel_model(mnist_root, tmp_path):
+    """A small DRAW trained on 12000 images (~20 s) must clearly beat the best independent-pixel Bernoulli model."""
+    train_u8, _ = load_mnist("train", mnist_root, source="full")
+    test_u8, _ = load_mnist("test", mnist_root, source="full")
+    test = binarize_fixed(torch.from_numpy(test_u8[:1000]).float().div(255)[:, None], 0)
+    p = torch.from_numpy(train_u8).float().div(255).mean(0).clamp(1e-3, 1 - 1e-3)  # per-pixel mean intensity
+    baseline = -Bernoulli(probs=p).log_prob(test[:, 0]).flatten(1).sum(-1).mean().item()
+    assert 195 < baseline < 215  # ~206 nats
+    cfg = draw_train.parse_config(
+        draw_train.TrainConfig,
+        [
+            "--preset", "small", "--read-n", "5", "--data-dir", str(mnist_root), "--data-source", "full",
+            "--train-images", "12000", "--test-images", "1000", "--batch-size", "25", "--epochs", "1", "--lr", "5e-3",
+            "--iwae-k", "0",
+            "--threads", "1", "--out", str(tmp_path), "--no-progress", "--log-every", "1000", "--device", "cpu",
+        ],
+    )  # fmt: skip
+    model = draw_train.train(cfg)
+    bound = draw_train.evaluate(model, test)["test_nelbo"]
+    assert bound < baseline - 30, (bound, baseline)  # this run: ~154 against ~200
+
+
+def test_write_actions_replayed_in_draw_env_give_the_models_canvas():
+    gym = pytest.importorskip("gymnasium")
+    import paintrnn.envs  # noqa: F401  (registers paintrnn/Draw-v0)
+
+    model = tiny_model()
+    with torch.no_grad():
+        out = model(binary_images(2))
+    actions = model.write_actions(out).numpy()  # (T, B, 5 + N^2)
+    for b in range(2):
+        env = gym.make(
+            "paintrnn/Draw-v0", height=TINY.height, width=TINY.width, n=TINY.write_n, max_steps=TINY.steps,
+            raw_actions=True, canvas_init=TINY.canvas_init, target=None, reward="none",
+        )  # fmt: skip
+        env.reset(seed=0)
+        for t in range(TINY.steps):
+            env.step(actions[t, b])
+        torch.testing.assert_close(env.unwrapped.sim.canvas_logits[0], out.canvas[b], rtol=1e-5, atol=1e-5)
+        env.close()
+
+
+def test_learning_rate_schedule():
+    cfg = draw_train.TrainConfig(lr=1e-3, lr_final=0.1, time_limit_min=10.0)
+    assert draw_train.lr_at(cfg, 0, 100) == pytest.approx(1e-3)
+    assert draw_train.lr_at(cfg, 50, 100) == pytest.approx(0.55e-3)
+    assert draw_train.lr_at(cfg, 100, 100) == pytest.approx(1e-4)
+    assert draw_train.lr_at(cfg, 10, 100, elapsed_s=600) == pytest.approx(draw_train.lr_at(cfg, 10, 100))
+    timed = replace(cfg, decay_by_time=True)
+    assert draw_train.lr_at(timed, 10, 100, elapsed_s=600) == pytest.approx(1e-4)  # the time budget ran out
+    assert draw_train.lr_at(timed, 50, 100, elapsed_s=60) == pytest.approx(0.55e-3)  # steps ran out faster
