@@ -22,10 +22,10 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from paintrnn.agents.painter import KIND, Painter, PainterSpec, paint
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from paintrnn.agents.painter import KIND, Painter, PainterSpec, paint
 from paintrnn.data import load_mnist
 from paintrnn.training import (
     DistInfo,

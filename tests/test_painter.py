@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 from paintrnn.agents import painter_backprop as bp
 from paintrnn.agents.painter import (
     Painter,
@@ -18,6 +17,7 @@ from paintrnn.agents.painter import (
     paint,
     prepare_images,
 )
+
 from paintrnn.render import render_strokes, stroke_size
 from paintrnn.training import CheckpointError, NonFiniteLossError, load_checkpoint
 
