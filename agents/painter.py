@@ -57,6 +57,8 @@ class PainterSpec:
     """Action layout: continuous Box for Paint-v0, autoregressive categoricals for PaintGrid-v0."""
     nvec: tuple[int, ...] = ()
     """Grid action: number of choices of each categorical (the env's MultiDiscrete nvec)."""
+    radius_range: tuple[float, float] = (0.01, 0.1)
+    """Continuous action: brush radius range (fraction of the shorter side), as the env's option."""
 
 
 class PolicyOutput(NamedTuple):
@@ -68,17 +70,25 @@ class PolicyOutput(NamedTuple):
     logits: list[Tensor] | None = None  # one (B, n_i) per categorical (teacher-forced when actions given)
 
 
-def actions_to_strokes(actions: Tensor, channels: int, r_min: float = 0.01, r_max: float = 0.15) -> Tensor:
-    """Map ``(B, k * d)`` actions in ``[-1, 1]`` to ``(B, k, 10 + C)`` renderer strokes (differentiable).
+def actions_to_strokes(
+    actions: Tensor,
+    channels: int,
+    radius_range: tuple[float, float] = (0.01, 0.1),
+    opacity_range: tuple[float, float] = (0.0, 1.0),
+) -> Tensor:
+    """Paint-v0's action map: ``(B, k * (10 + C))`` in [-1, 1] -> renderer strokes ``(B, k, 10 + C)``.
 
-    Points, opacities and colours are ``(a + 1) / 2``; radii are ``r_min + (r_max - r_min) (a + 1) / 2``.
+    ``u = (a + 1) / 2`` for points and colours; radii ``lo + (hi - lo) u`` with ``radius_range`` (fraction of
+    the shorter side), opacities likewise with ``opacity_range``. Differentiable (feed it ``tanh`` outputs).
     """
     d = stroke_size(channels)
     if actions.shape[-1] % d:
         raise ValueError(f"actions have {actions.shape[-1]} entries, not a multiple of 10 + C = {d}")
-    unit = (actions.reshape(actions.shape[0], -1, d).clamp(-1, 1) + 1) / 2  # (B, k, d) in [0, 1]
-    radius = r_min + (r_max - r_min) * unit[..., 6:8]
-    return torch.cat([unit[..., :6], radius, unit[..., 8:]], dim=-1)
+    u = (actions.clamp(-1, 1).unflatten(-1, (actions.shape[-1] // d, d)) + 1) / 2  # (B, k, d) in [0, 1]
+    (r_lo, r_hi), (a_lo, a_hi) = radius_range, opacity_range
+    radius = r_lo + (r_hi - r_lo) * u[..., 6:8]
+    opacity = a_lo + (a_hi - a_lo) * u[..., 8:10]
+    return torch.cat([u[..., :6], radius, opacity, u[..., 10:]], dim=-1)
 
 
 def coord_channels(batch: int, size: int, like: Tensor) -> Tensor:
@@ -189,11 +199,18 @@ class Painter(nn.Module):
             z = z + embed(a)
         return PolicyOutput(value, logits=logits), (h, c), torch.stack(chosen, 1)
 
-    def forward(self, target: Tensor, steps: int, *, sharpness: float = 2.0, mode: str = "soft") -> list[Tensor]:
+    def strokes(self, u: Tensor) -> Tensor:
+        """Renderer strokes ``(B, k, 10 + C)`` of pre-``tanh`` actions ``u`` ``(B, k * d)``."""
+        return actions_to_strokes(torch.tanh(u), self.spec.channels, self.spec.radius_range)
+
+    def forward(
+        self, target: Tensor, steps: int, *, sharpness: float = 2.0, mode: str = "soft", backend: str = "auto"
+    ) -> list[Tensor]:
         """Paint ``target`` ``(B, C, H, W)`` in ``steps`` deterministic steps; returns the canvas after each.
 
         Continuous policies only. Strokes are rendered at the target's resolution (``mode="soft"`` for
-        backprop, ``"hard"`` for evaluation); this is the unroll that backprop training differentiates.
+        backprop, ``"hard"`` for evaluation; ``backend`` as the renderer's); this is the unroll that backprop
+        training differentiates.
         """
         if self.spec.action != "continuous":
             raise ValueError("forward() unrolls continuous painters; grid painters are trained by RL")
@@ -204,8 +221,8 @@ class Painter(nn.Module):
         canvases = []
         for _ in range(steps):
             out, state, _ = self.step(canvas, state, target if self.spec.conditional else None)
-            strokes = actions_to_strokes(torch.tanh(out.mean), C)  # (B, k, 10 + C)
-            canvas = render_strokes(strokes, canvas, mode=mode, sharpness=sharpness)
+            strokes = self.strokes(out.mean)  # (B, k, 10 + C)
+            canvas = render_strokes(strokes, canvas, mode=mode, sharpness=sharpness, backend=backend)
             canvases.append(canvas)
         return canvases
 
@@ -250,7 +267,7 @@ def paint(
     frames, all_strokes = [], []
     for _ in range(steps):
         out, state, _ = painter.step(canvas, state, target)
-        strokes = actions_to_strokes(torch.tanh(out.mean), C)
+        strokes = painter.strokes(out.mean)
         for k in range(strokes.shape[1]):
             canvas = render_strokes(strokes[:, k : k + 1], canvas, mode="hard")
             frames.append(canvas)
@@ -279,7 +296,7 @@ def episode_frames(
 
 def episode_svg(painter: Painter, target: Tensor, steps: int) -> str:
     """SVG of the strokes the painter makes for one target ``(1, C, H, W)``."""
-    from paintrnn.render import strokes_to_svg
+    from paintrnn.svg import strokes_to_svg
 
     _, strokes = paint(painter, target, steps)
     return strokes_to_svg(strokes[0].cpu(), target.shape[-2], target.shape[-1])

@@ -47,7 +47,7 @@ def tiny_config(tmp_path, **kw) -> bp.BackpropConfig:
 
 def test_actions_to_strokes_layout_and_ranges():
     a = torch.tensor([[-1.0] * 11 + [1.0] * 11])
-    s = actions_to_strokes(a, channels=1, r_min=0.01, r_max=0.15)
+    s = actions_to_strokes(a, channels=1, radius_range=(0.01, 0.15))
     assert s.shape == (1, 2, stroke_size(1))
     assert torch.allclose(s[0, 0], torch.tensor([0.0] * 6 + [0.01, 0.01] + [0.0] * 3))
     assert torch.allclose(s[0, 1], torch.tensor([1.0] * 6 + [0.15, 0.15] + [1.0] * 3))
