@@ -5,3 +5,22 @@ if __name__ != "paintrnn.envs":  # pragma: no cover - guard against `import envs
         f"this folder is the package 'paintrnn.envs' and must not be imported as {__name__!r}; "
         "install paintrnn (pip install -e .) and use `import paintrnn.envs`."
     )
+
+from gymnasium.envs.registration import register, registry
+
+_ENVS = (  # (id, module, class prefix): entry points are <prefix>Env and <prefix>VectorEnv
+    ("paintrnn/Paint-v0", "paintrnn.envs.paint", "Paint"),
+    ("paintrnn/PaintGrid-v0", "paintrnn.envs.paint_grid", "PaintGrid"),
+    ("paintrnn/Draw-v0", "paintrnn.envs.draw_env", "Draw"),
+)
+ENV_IDS = tuple(env_id for env_id, _, _ in _ENVS)
+"""Every environment id registered by ``import paintrnn.envs``."""
+
+
+def _register() -> None:
+    for env_id, module, prefix in _ENVS:
+        if env_id not in registry:
+            register(env_id, f"{module}:{prefix}Env", vector_entry_point=f"{module}:{prefix}VectorEnv")
+
+
+_register()
