@@ -1,12 +1,14 @@
 """The painter: a recurrent stroke policy (SPIRAL / Learning to Paint, with an exact renderer).
 
-Each step the policy looks at the canvas (and the target, when conditional) through a small convolutional
-encoder with two coordinate channels, updates an LSTM whose state carries the plan across steps, and emits
-``k`` strokes at once (the "action bundle" of Learning to Paint) in the environment's action layout:
+Each step the policy looks at the canvas (and the target and their difference, when conditional) through a
+small convolutional encoder with two coordinate channels, updates an LSTM whose state carries the plan
+across steps, and emits ``k`` strokes at once (the "action bundle" of Learning to Paint) in the
+environment's action layout:
 
 * ``action="continuous"`` (``paintrnn/Paint-v0``): ``k * d`` numbers in ``[-1, 1]`` (``d = 10 + C``), a
   diagonal Gaussian on the pre-``tanh`` values ``u``; the action is ``tanh(u)`` and the deterministic
-  action ``tanh(mean)``. :func:`actions_to_strokes` maps actions to renderer strokes differentiably.
+  action ``tanh(mean)``. Paint-v0's public ``actions_to_strokes`` maps actions to renderer strokes
+  differentiably, so backprop and RL share the environment's action semantics exactly.
 * ``action="grid"`` (``paintrnn/PaintGrid-v0``): one categorical per entry of ``nvec``, sampled
   autoregressively (SPIRAL): each choice is embedded and added to the context of the next head.
 
@@ -25,6 +27,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from paintrnn.envs.paint import actions_to_strokes
 from torch import Tensor, nn
 
 from paintrnn.render import render_strokes, stroke_size
@@ -68,27 +71,6 @@ class PolicyOutput(NamedTuple):
     mean: Tensor | None = None  # (B, k*d)
     log_std: Tensor | None = None  # (k*d,)
     logits: list[Tensor] | None = None  # one (B, n_i) per categorical (teacher-forced when actions given)
-
-
-def actions_to_strokes(
-    actions: Tensor,
-    channels: int,
-    radius_range: tuple[float, float] = (0.01, 0.1),
-    opacity_range: tuple[float, float] = (0.0, 1.0),
-) -> Tensor:
-    """Paint-v0's action map: ``(B, k * (10 + C))`` in [-1, 1] -> renderer strokes ``(B, k, 10 + C)``.
-
-    ``u = (a + 1) / 2`` for points and colours; radii ``lo + (hi - lo) u`` with ``radius_range`` (fraction of
-    the shorter side), opacities likewise with ``opacity_range``. Differentiable (feed it ``tanh`` outputs).
-    """
-    d = stroke_size(channels)
-    if actions.shape[-1] % d:
-        raise ValueError(f"actions have {actions.shape[-1]} entries, not a multiple of 10 + C = {d}")
-    u = (actions.clamp(-1, 1).unflatten(-1, (actions.shape[-1] // d, d)) + 1) / 2  # (B, k, d) in [0, 1]
-    (r_lo, r_hi), (a_lo, a_hi) = radius_range, opacity_range
-    radius = r_lo + (r_hi - r_lo) * u[..., 6:8]
-    opacity = a_lo + (a_hi - a_lo) * u[..., 8:10]
-    return torch.cat([u[..., :6], radius, opacity, u[..., 10:]], dim=-1)
 
 
 def coord_channels(batch: int, size: int, like: Tensor) -> Tensor:
@@ -144,13 +126,13 @@ class Painter(nn.Module):
         self.spec = spec
         c = spec.channels
         self.action_dim = spec.strokes_per_step * stroke_size(c)
-        self.encoder = Encoder(c * (2 if spec.conditional else 1) + 2, spec.image_size, spec.width, spec.hidden)
+        self.encoder = Encoder(c * (3 if spec.conditional else 1) + 2, spec.image_size, spec.width, spec.hidden)
         self.lstm = nn.LSTMCell(spec.hidden, spec.hidden)
         self.value_head = nn.Linear(spec.hidden, 1)
         if spec.action == "continuous":
             self.mean_head = nn.Linear(spec.hidden, self.action_dim)
             nn.init.normal_(self.mean_head.weight, std=0.01)
-            nn.init.zeros_(self.mean_head.bias)
+            nn.init.uniform_(self.mean_head.bias, -1.0, 1.0)  # strokes start spread out, not all alike
             self.log_std = nn.Parameter(torch.full((self.action_dim,), -1.0))
         else:
             self.heads = nn.ModuleList(nn.Linear(spec.hidden, n) for n in spec.nvec)
@@ -180,7 +162,8 @@ class Painter(nn.Module):
         if spec.conditional:
             if target is None:
                 raise ValueError("a conditional painter needs a target image")
-            x = torch.cat([x, prepare_images(target, spec.channels, spec.image_size)], 1)
+            goal = prepare_images(target, spec.channels, spec.image_size)
+            x = torch.cat([x, goal, goal - x], 1)  # canvas, target and what is still missing
         x = torch.cat([x, coord_channels(x.shape[0], spec.image_size, x)], 1)  # (B, in, S, S)
         h, c = state
         if reset is not None:

