@@ -313,18 +313,25 @@ def collect_rollout(
             ):
                 buf[k].append(v)
     batch = {k: (torch.stack(v).view(E, T, *v[0].shape) if v[0] is not None else None) for k, v in buf.items()}
-    # GAE within each episode (terminal after T steps: no bootstrap).
-    adv = torch.zeros_like(batch["reward"])
-    last = torch.zeros(E, N, device=device)
-    for t in reversed(range(T)):
-        next_v = batch["value"][:, t + 1] if t + 1 < T else torch.zeros(E, N, device=device)
-        delta = batch["reward"][:, t] + cfg.gamma * next_v - batch["value"][:, t]
-        last = delta + cfg.gamma * cfg.gae_lambda * last * (t + 1 < T)
-        adv[:, t] = last
-    batch["advantage"], batch["return"] = adv, adv + batch["value"]
+    batch["advantage"] = gae(batch["reward"], batch["value"], cfg.gamma, cfg.gae_lambda)
+    batch["return"] = batch["advantage"] + batch["value"]
     batch["returns_ep"] = float(batch["reward"].sum(1).mean())
     batch["final_l2"] = float(np.mean(finals)) if finals else float("nan")
     return batch
+
+
+def gae(reward: Tensor, value: Tensor, gamma: float, lam: float) -> Tensor:
+    """Generalised advantage estimates for ``(E, T, N)`` rewards and values of whole episodes (terminal after
+    ``T`` steps, so nothing is bootstrapped past the end)."""
+    E, T, N = reward.shape
+    adv = torch.zeros_like(reward)
+    running = torch.zeros(E, N, dtype=reward.dtype, device=reward.device)
+    for t in reversed(range(T)):
+        next_value = value[:, t + 1] if t + 1 < T else torch.zeros_like(running)
+        delta = reward[:, t] + gamma * next_value - value[:, t]
+        running = delta + gamma * lam * running * float(t + 1 < T)
+        adv[:, t] = running
+    return adv
 
 
 def ppo_update(cfg: PPOConfig, painter: Painter, opt: torch.optim.Optimizer, batch: dict, it: int) -> dict:

@@ -199,3 +199,46 @@ def test_tiny_painter_beats_blank_canvas(tmp_path):
     untrained = bp.evaluate_mse(Painter(painter.spec), test, 4, size=32)[-1]
     mse = bp.evaluate_mse(painter, test, 4, size=32)
     assert mse[-1] < 0.8 * blank and mse[-1] < 0.7 * untrained, (mse, blank, untrained)
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    """One torchrun-like process: train 3 iterations under DDP, record its parameters and its writes."""
+    import os
+
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    writes = []
+    real_save, real_config = bp.save_checkpoint, bp.write_config
+    bp.save_checkpoint = lambda *a, **k: (writes.append("checkpoint"), real_save(*a, **k))
+    bp.write_config = lambda *a, **k: (writes.append("config"), real_config(*a, **k))
+    from pathlib import Path
+
+    cfg = tiny_config(Path(out), iters=3, log_every=3, checkpoint_every=3)
+    painter = bp.train_backprop(cfg)
+    torch.save(
+        {"params": {k: v.clone() for k, v in painter.state_dict().items()}, "writes": writes},
+        Path(out) / f"rank{rank}.pt",
+    )
+
+
+def test_ddp_two_cpu_processes_keep_parameters_identical_and_only_rank0_writes(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for name, p0 in r0["params"].items():
+        assert torch.equal(p0, r1["params"][name]), name
+    assert r0["writes"] == ["config", "checkpoint"] and r1["writes"] == []
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    for name, p0 in r0["params"].items():
+        assert torch.equal(p0, saved["model"][name]), name
+    # The ranks saw different data: one rank alone ends elsewhere.
+    solo = bp.train_backprop(tiny_config(tmp_path / "solo", iters=3, log_every=3, checkpoint_every=3))
+    assert not all(torch.equal(p, solo.state_dict()[n]) for n, p in r0["params"].items())
