@@ -24,7 +24,6 @@ import os
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from paintrnn.envs.paint import actions_to_strokes
@@ -228,13 +227,13 @@ def _sample(logits: Tensor, generator: torch.Generator | None) -> Tensor:
 
 @torch.no_grad()
 def paint(
-    painter: Painter, target: Tensor, steps: int, height: int | None = None, width: int | None = None
+    painter: Painter, target: Tensor | None, steps: int, height: int = 64, width: int = 64, batch: int = 1
 ) -> tuple[Tensor, Tensor]:
-    """Deterministic hard-rendered episode of a continuous painter.
+    """Deterministic hard-rendered episodes of a continuous painter.
 
     Returns the canvases after every stroke ``(B, steps * k, C, H, W)`` (stroke by stroke, for GIFs) and
-    the strokes ``(B, steps * k, 10 + C)``. ``target`` may be ``None`` for unconditional painters (then
-    give ``height``/``width``).
+    the strokes ``(B, steps * k, 10 + C)``. ``target`` ``(B, C, H, W)`` may be ``None`` for unconditional
+    painters (then ``batch`` canvases of ``height x width`` are painted).
     """
     spec = painter.spec
     device = next(painter.parameters()).device
@@ -242,9 +241,7 @@ def paint(
         target = prepare_images(target.to(device), spec.channels, None)
         B, C, H, W = target.shape
     else:
-        if height is None or width is None:
-            raise ValueError("give height and width when painting without a target")
-        B, C, H, W = 1, spec.channels, height, width
+        B, C, H, W = batch, spec.channels, height, width
     canvas = torch.zeros(B, C, H, W, device=device)
     state = painter.initial_state(B, device)
     frames, all_strokes = [], []
@@ -256,30 +253,3 @@ def paint(
             frames.append(canvas)
         all_strokes.append(strokes)
     return torch.stack(frames, 1), torch.cat(all_strokes, 1)
-
-
-def episode_frames(
-    painter: Painter, targets: Tensor, steps: int, nrow: int | None = None, scale: int = 2
-) -> np.ndarray:
-    """GIF frames of painting ``targets`` ``(N, C, H, W)`` stroke by stroke: a grid of episodes, each with
-    its target beside the canvas (conditional painters). Returns uint8 ``(T + 1, H', W'[, 3])``."""
-    from paintrnn.media import grid_frames, side_by_side
-
-    canvases, _ = paint(painter, targets, steps)  # (N, T, C, H, W)
-    canvases = torch.cat([torch.zeros_like(canvases[:, :1]), canvases], 1)
-    clips = canvases.permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, T+1, H, W, C)
-    clips = clips[..., 0] if clips.shape[-1] == 1 else clips
-    if painter.spec.conditional:
-        tgt = targets.permute(0, 2, 3, 1).cpu().numpy()
-        tgt = tgt[..., 0] if tgt.shape[-1] == 1 else tgt
-        clips = np.stack([np.stack([side_by_side(f, tgt[i]) for f in clips[i]]) for i in range(len(clips))])
-    frames = grid_frames(clips, nrow)
-    return frames.repeat(scale, 1).repeat(scale, 2) if scale > 1 else frames
-
-
-def episode_svg(painter: Painter, target: Tensor, steps: int) -> str:
-    """SVG of the strokes the painter makes for one target ``(1, C, H, W)``."""
-    from paintrnn.svg import strokes_to_svg
-
-    _, strokes = paint(painter, target, steps)
-    return strokes_to_svg(strokes[0].cpu(), target.shape[-2], target.shape[-1])

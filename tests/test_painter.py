@@ -11,7 +11,6 @@ from paintrnn.agents.painter import (
     Painter,
     PainterSpec,
     actions_to_strokes,
-    episode_frames,
     load_painter,
     paint,
     prepare_images,
@@ -133,11 +132,19 @@ def test_grid_heads_are_autoregressive_and_teacher_forcing_reproduces_logits():
     assert not torch.allclose(forced.logits[1], out.logits[1])
 
 
-def test_episode_frames_grid_with_target():
+def test_episode_frames_grid_with_target_and_render_outputs(tmp_path):
+    from paintrnn.agents.painter_gif import episode_frames, render
+
     p = Painter(PainterSpec(strokes_per_step=2, **TINY))
     frames = episode_frames(p, torch.rand(4, 1, 16, 16), steps=2, nrow=2, scale=1)
     assert frames.dtype.name == "uint8" and frames.shape[0] == 5  # blank + 4 strokes
     assert frames.shape[2] > 2 * 2 * 16  # two episodes per row, each canvas beside its target
+    cfg = tiny_config(tmp_path, iters=1, log_every=1, checkpoint_every=1)
+    bp.train_backprop(cfg)
+    paths = render(tmp_path / "run" / "checkpoint.pt", tmp_path / "out", n=4, size=32)
+    assert sorted(x.name for x in paths) == ["painter_episodes.gif", "painter_final.png", "painter_strokes.svg"]
+    svg = (tmp_path / "out" / "painter_strokes.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<path") == 4  # 2 steps x 2 strokes
 
 
 def test_training_is_deterministic_and_resumes_exactly(tmp_path):
