@@ -12,6 +12,7 @@ finished run folders (``--from-runs DIR ...``, the mode is read from each checkp
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, replace
@@ -52,6 +53,8 @@ class BenchmarkConfig:
     """Adam steps per image for the baseline (--quick: 60)."""
     seed: int = 0
     """Seed of the baseline's initial strokes and of any training done here."""
+    threads: int = 1
+    """torch CPU threads (0 = torch's default); one thread is much faster on a shared, busy CPU."""
 
 
 def find_data_dir(cfg: BenchmarkConfig) -> str | None:
@@ -92,6 +95,8 @@ def optimise_strokes(
 def run_benchmark(cfg: BenchmarkConfig) -> dict:
     """Evaluate every row and return the results dict (also printed as a table by :func:`main`)."""
     device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     n_test, n_base, base_iters = (200, 32, 60) if cfg.quick else (cfg.n_test, cfg.n_baseline, cfg.baseline_iters)
     data_dir = find_data_dir(cfg)
@@ -126,7 +131,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
         painter, ckpt = load_painter(run / "checkpoint.pt", device)
         painters["backprop"] = (painter, ckpt, run)
     if "ppo" not in painters and cfg.quick:
-        painters.update(_quick_ppo(cfg, device))
+        painters.update(_quick_ppo(cfg, device, data_dir))
 
     labels = {"backprop": "(a) backprop painter", "ppo": "(b) RL painter (PPO, l2_delta)"}
     for mode in ("backprop", "ppo"):
@@ -183,14 +188,11 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
             )
     machine = {
         "platform": platform.platform(),
-        "cpu_count": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "device": str(device),
-        "cpu_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(),
     }
-    import os
-
-    machine["cpu_count"] = os.cpu_count()
     return {
         "benchmark": "painter",
         "quick": cfg.quick,
@@ -220,7 +222,7 @@ def _training_budget(ckpt: dict, run: Path) -> dict:
     return out
 
 
-def _quick_ppo(cfg: BenchmarkConfig, device: torch.device) -> dict:
+def _quick_ppo(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None) -> dict:
     try:
         from paintrnn.agents.painter_ppo import PPOConfig, train_ppo
     except ImportError:  # the environments are not installed
@@ -228,7 +230,10 @@ def _quick_ppo(cfg: BenchmarkConfig, device: torch.device) -> dict:
     run = Path("runs") / "benchmark-quick-ppo"
     if (run / "checkpoint.pt").exists():
         (run / "checkpoint.pt").unlink()
-    train_ppo(replace(PPOConfig(), run_dir=str(run), device=str(device), seed=cfg.seed, **PPOConfig.quick()))
+    quick = replace(
+        PPOConfig(), run_dir=str(run), device=str(device), seed=cfg.seed, data_dir=data_dir, **PPOConfig.quick()
+    )
+    train_ppo(quick)
     painter, ckpt = load_painter(run / "checkpoint.pt", device)
     return {"ppo": (painter, ckpt, run)}
 
