@@ -9,7 +9,7 @@ Continuous actions (``paintrnn/Paint-v0``): a diagonal Gaussian on the pre-``tan
 gets ``tanh(u)``. The ``tanh`` Jacobian is the same for old and new policies, so the probability ratio of
 ``u`` is the ratio of the actions. Grid actions (``paintrnn/PaintGrid-v0``): the autoregressive
 categoricals, teacher-forced on the stored choices in the update. With ``reward="none"`` a reward
-function can be supplied (``reward_fn``), which the GAN mode uses.
+function can be plugged in (:class:`PPOHooks`), which the GAN mode uses.
 
     python scripts/train_painter.py ppo --iterations 500 --num-envs 64 --run-dir runs/painter-ppo
 """
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -45,8 +45,27 @@ from paintrnn.training import (
     write_config,
 )
 
-RewardFn = Callable[[Tensor, Tensor, int], Tensor]
-"""``(canvas_before, canvas_after, step) -> reward (N,)``, canvases float ``(N, C, H, W)`` in [0, 1]."""
+RewardFn = Callable[[Tensor, Tensor, int, Tensor | None], Tensor]
+"""``(canvas_before, canvas_after, step, target) -> reward (N,)``, images float ``(N, C, H, W)`` in [0, 1]."""
+
+
+class PPOHooks(Protocol):
+    """What a learned reward (the GAN mode's discriminator) plugs into :func:`train_ppo`."""
+
+    mode: str
+    """Checkpoint mode name (``extra["mode"]``)."""
+
+    def reward(self, before: Tensor, after: Tensor, step: int, target: Tensor | None = None) -> Tensor:
+        """Reward ``(N,)`` for the step that turned ``before`` into ``after`` (float in [0, 1]; ``target`` or None)."""
+
+    def after_rollout(self, it: int) -> dict[str, float]:
+        """Train the reward model on what the rollout painted; return metrics to log."""
+
+    def state_dict(self) -> dict:
+        """Tensors and primitives to checkpoint beside the painter."""
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
 
 @dataclass(frozen=True)
@@ -188,8 +207,8 @@ def log_prob_entropy(painter: Painter, out: PolicyOutput, action: Tensor) -> tup
     return lp, sum(c.entropy() for c in cats)
 
 
-def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> Painter:
-    """Train (or resume) a PPO painter; returns it. ``reward_fn`` replaces the env reward (GAN mode)."""
+def train_ppo(cfg: PPOConfig, hooks: PPOHooks | None = None) -> Painter:
+    """Train (or resume) a PPO painter; returns it. ``hooks`` replace the env reward (GAN mode)."""
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -207,11 +226,14 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> Painter:
     if cfg.init_from:
         painter.load_state_dict(load_painter(cfg.init_from, device)[0].state_dict())
     opt = torch.optim.Adam(painter.parameters(), lr=cfg.lr, eps=1e-5)
-    start = 0
+    start, prior_minutes = 0, 0.0
     if ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path, device, kind=KIND)
+        prior_minutes = ckpt["extra"].get("minutes", 0.0)
         painter.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        if hooks is not None:
+            hooks.load_state_dict(ckpt["extra"]["hooks"])
         start = ckpt["step"]
         set_rng_state(ckpt["rng"], generator)
     run.mkdir(parents=True, exist_ok=True)
@@ -222,15 +244,17 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> Painter:
     for it in progress(range(start, cfg.iterations), enabled=cfg.progress, initial=start, total=cfg.iterations):
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (1 - 0.9 * it / cfg.iterations)
-        batch = collect_rollout(cfg, env, painter, it, device, reward_fn)
+        batch = collect_rollout(cfg, env, painter, it, device, hooks.reward if hooks is not None else None)
         stats = ppo_update(cfg, painter, opt, batch, it)
+        if hooks is not None:
+            stats.update(hooks.after_rollout(it))
         done = it + 1
         if done % cfg.log_every == 0 or done == cfg.iterations:
             row = {
                 "episode_return": batch["returns_ep"],
                 "final_l2": batch["final_l2"],
                 **stats,
-                "minutes": (time.time() - t0) / 60,
+                "minutes": prior_minutes + (time.time() - t0) / 60,
             }
             if test is not None and spec.action == "continuous":
                 mse = evaluate_mse(painter, test, cfg.steps * cfg.strokes_per_step)
@@ -242,7 +266,13 @@ def train_ppo(cfg: PPOConfig, reward_fn: RewardFn | None = None) -> Painter:
                 )
             logger.log(done, **row)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            extra = {"spec": dataclasses.asdict(spec), "mode": "ppo"}
+            extra = {
+                "spec": dataclasses.asdict(spec),
+                "mode": hooks.mode if hooks is not None else "ppo",
+                "minutes": prior_minutes + (time.time() - t0) / 60,
+            }
+            if hooks is not None:
+                extra["hooks"] = hooks.state_dict()
             save_checkpoint(
                 ckpt_path,
                 kind=KIND,
@@ -301,7 +331,8 @@ def collect_rollout(
                     if (last is not None)
                     else obs_images(obs, "canvas", device)
                 )
-                reward = reward_fn(canvas.float() / 255, after.float() / 255, t).cpu().numpy()
+                goal = None if target is None else target.float() / 255
+                reward = reward_fn(canvas.float() / 255, after.float() / 255, t, goal).cpu().numpy()
             if t == T - 1:
                 if not term.all():
                     raise RuntimeError("episodes are not aligned: the env did not end every episode together")
