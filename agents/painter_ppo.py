@@ -1,0 +1,416 @@
+"""RL mode: PPO with the recurrent painter on the native vector environment (conditional, ``l2_delta``).
+
+Every sub-environment's episode lasts exactly ``steps`` steps, and each rollout is made of whole, aligned
+episodes (all sub-envs reset together, with seeds derived from the iteration, so a resumed run redoes the
+same episodes). The LSTM state therefore starts at zero at every sequence start, and the PPO update
+re-unrolls each episode from zero with the stored observations (recurrent PPO without stale states).
+
+Continuous actions (``paintrnn/Paint-v0``): a diagonal Gaussian on the pre-``tanh`` values ``u``; the env
+gets ``tanh(u)``. The ``tanh`` Jacobian is the same for old and new policies, so the probability ratio of
+``u`` is the ratio of the actions. Grid actions (``paintrnn/PaintGrid-v0``): the autoregressive
+categoricals, teacher-forced on the stored choices in the update. With ``reward="none"`` a reward
+function can be plugged in (:class:`PPOHooks`), which the GAN mode uses.
+
+    python scripts/train_painter.py ppo --iterations 500 --num-envs 64 --run-dir runs/painter-ppo
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import gymnasium as gym
+import numpy as np
+import paintrnn.envs  # noqa: F401  (registers the environments)
+import torch
+from paintrnn.agents.painter import KIND, Painter, PainterSpec, PolicyOutput, load_painter
+from paintrnn.agents.painter_backprop import evaluate_mse
+from torch import Tensor
+
+from paintrnn.data import load_mnist
+from paintrnn.training import (
+    MetricsLogger,
+    check_finite,
+    load_checkpoint,
+    plot_metrics,
+    progress,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    write_config,
+)
+
+RewardFn = Callable[[Tensor, Tensor, int, Tensor | None], Tensor]
+"""``(canvas_before, canvas_after, step, target) -> reward (N,)``, images float ``(N, C, H, W)`` in [0, 1]."""
+
+
+class PPOHooks(Protocol):
+    """What a learned reward (the GAN mode's discriminator) plugs into :func:`train_ppo`."""
+
+    mode: str
+    """Checkpoint mode name (``extra["mode"]``)."""
+
+    def reward(self, before: Tensor, after: Tensor, step: int, target: Tensor | None = None) -> Tensor:
+        """Reward ``(N,)`` for the step that turned ``before`` into ``after`` (float in [0, 1]; ``target`` or None)."""
+
+    def after_rollout(self, it: int) -> dict[str, float]:
+        """Train the reward model on what the rollout painted; return metrics to log."""
+
+    def state_dict(self) -> dict:
+        """Tensors and primitives to checkpoint beside the painter."""
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Train the painter with PPO on paintrnn/Paint-v0 (or PaintGrid-v0)."""
+
+    run_dir: str = "runs/painter-ppo"
+    """Folder for config.json, metrics.jsonl, curves.png and checkpoint.pt (resumed when present)."""
+    device: str = "auto"
+    """cpu, cuda or auto; the environment's canvases live on the same device."""
+    seed: int = 0
+    """Seed of weights, episodes and action noise."""
+    env_id: Literal["paintrnn/Paint-v0", "paintrnn/PaintGrid-v0"] = "paintrnn/Paint-v0"
+    """Environment: continuous strokes or SPIRAL's grid actions."""
+    target: str = "mnist"
+    """Target source of the environment ('mnist', 'texture:brick', ...)."""
+    reward: Literal["l2_delta", "final_l2", "none"] = "l2_delta"
+    """Environment reward ('none' with the GAN mode's discriminator reward)."""
+    data_dir: str | None = None
+    """Folder holding MNIST (env targets and the test digits used for evaluation)."""
+    canvas_size: int = 64
+    """Side of the environment's canvas."""
+    image_size: int = 32
+    """Side of the policy's (resized) input."""
+    strokes_per_step: int = 5
+    """k: strokes per step (continuous env)."""
+    steps: int = 2
+    """Steps per episode."""
+    hidden: int = 256
+    """LSTM state size."""
+    width: int = 32
+    """Channels of the encoder's first convolution."""
+    num_envs: int = 64
+    """Sub-environments of the native vector env."""
+    episodes_per_rollout: int = 4
+    """Whole episodes per sub-env in one rollout."""
+    iterations: int = 500
+    """PPO iterations (rollout + update)."""
+    lr: float = 3e-4
+    """Adam learning rate (linear decay to 10%)."""
+    update_epochs: int = 4
+    """Passes over each rollout."""
+    minibatches: int = 4
+    """Minibatches per pass (split by episodes)."""
+    clip: float = 0.2
+    """PPO ratio clip."""
+    gamma: float = 0.99
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    max_grad_norm: float = 0.5
+    """Gradient norm clip."""
+    init_log_std: float = -1.0
+    """Initial log standard deviation of the Gaussian on u (continuous)."""
+    init_from: str | None = None
+    """Optional painter checkpoint (e.g. a backprop run) to start from; None = from scratch."""
+    eval_size: int = 256
+    """MNIST test digits evaluated (deterministic policy, 64 px hard renderer) at each log."""
+    log_every: int = 10
+    """Iterations between metric lines."""
+    checkpoint_every: int = 10
+    """Iterations between checkpoints."""
+    progress: bool = True
+    """Show a progress bar."""
+    threads: int = 1
+    """torch CPU threads (0 = torch's default); one thread is much faster on a shared, busy CPU."""
+
+    @staticmethod
+    def quick() -> dict:
+        """Overrides for a smoke run of a few seconds (tests, ``benchmark --quick``)."""
+        return dict(
+            num_envs=8,
+            episodes_per_rollout=1,
+            iterations=4,
+            hidden=32,
+            width=8,
+            image_size=16,
+            canvas_size=32,
+            eval_size=16,
+            log_every=2,
+            checkpoint_every=2,
+            progress=False,
+        )
+
+
+def spec_of(cfg: PPOConfig, nvec: tuple[int, ...] = ()) -> PainterSpec:
+    grid = cfg.env_id.endswith("PaintGrid-v0")
+    return PainterSpec(
+        channels=1,
+        image_size=cfg.image_size,
+        strokes_per_step=cfg.strokes_per_step,
+        conditional=cfg.target != "none",
+        hidden=cfg.hidden,
+        width=cfg.width,
+        action="grid" if grid else "continuous",
+        nvec=nvec,
+    )
+
+
+def make_env(cfg: PPOConfig, device: torch.device) -> gym.vector.VectorEnv:
+    """The native vector env, all episodes of ``cfg.steps`` steps, SAME_STEP autoreset."""
+    options = dict(
+        height=cfg.canvas_size,
+        width=cfg.canvas_size,
+        channels=1,
+        max_steps=cfg.steps,
+        target=None if cfg.target == "none" else cfg.target,
+        reward=cfg.reward,
+        data_dir=cfg.data_dir,
+        device=str(device),
+    )
+    if cfg.env_id.endswith("Paint-v0"):
+        options["strokes_per_step"] = cfg.strokes_per_step
+    return gym.make_vec(
+        cfg.env_id,
+        num_envs=cfg.num_envs,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode="same_step",
+        **options,
+    )
+
+
+def obs_images(obs: dict, key: str, device: torch.device) -> Tensor:
+    """uint8 ``(N, H, W, C)`` observations -> uint8 ``(N, C, H, W)`` tensor on ``device``."""
+    return torch.from_numpy(obs[key]).to(device).permute(0, 3, 1, 2).contiguous()
+
+
+def log_prob_entropy(painter: Painter, out: PolicyOutput, action: Tensor) -> tuple[Tensor, Tensor]:
+    """Log-probability ``(B,)`` of stored actions (``u`` or grid choices) and the entropy ``(B,)``."""
+    if painter.spec.action == "continuous":
+        dist = torch.distributions.Normal(out.mean, out.log_std.exp().expand_as(out.mean))
+        return dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
+    cats = [torch.distributions.Categorical(logits=lg) for lg in out.logits]
+    lp = sum(c.log_prob(action[:, i]) for i, c in enumerate(cats))
+    return lp, sum(c.entropy() for c in cats)
+
+
+def train_ppo(cfg: PPOConfig, hooks: PPOHooks | None = None) -> Painter:
+    """Train (or resume) a PPO painter; returns it. ``hooks`` replace the env reward (GAN mode)."""
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    run = Path(cfg.run_dir)
+    ckpt_path = run / "checkpoint.pt"
+    generator = seed_everything(cfg.seed)
+    env = make_env(cfg, device)
+    space = env.single_action_space
+    nvec = tuple(int(n) for n in space.nvec) if hasattr(space, "nvec") else ()
+    spec = spec_of(cfg, nvec)
+    painter = Painter(spec).to(device)
+    if spec.action == "continuous":
+        with torch.no_grad():
+            painter.log_std.fill_(cfg.init_log_std)
+    if cfg.init_from:
+        painter.load_state_dict(load_painter(cfg.init_from, device)[0].state_dict())
+    opt = torch.optim.Adam(painter.parameters(), lr=cfg.lr, eps=1e-5)
+    start, prior_minutes = 0, 0.0
+    if ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path, device, kind=KIND)
+        prior_minutes = ckpt["extra"].get("minutes", 0.0)
+        painter.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if hooks is not None:
+            hooks.load_state_dict(ckpt["extra"]["hooks"])
+        start = ckpt["step"]
+        set_rng_state(ckpt["rng"], generator)
+    run.mkdir(parents=True, exist_ok=True)
+    write_config(run / "config.json", cfg)
+    logger = MetricsLogger(run / "metrics.jsonl", resume_step=start if start else None)
+    test = load_targets_for(cfg)
+    t0 = time.time()
+    for it in progress(range(start, cfg.iterations), enabled=cfg.progress, initial=start, total=cfg.iterations):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * (1 - 0.9 * it / cfg.iterations)
+        batch = collect_rollout(cfg, env, painter, it, device, hooks.reward if hooks is not None else None)
+        stats = ppo_update(cfg, painter, opt, batch, it)
+        if hooks is not None:
+            stats.update(hooks.after_rollout(it))
+        done = it + 1
+        if done % cfg.log_every == 0 or done == cfg.iterations:
+            row = {
+                "episode_return": batch["returns_ep"],
+                "final_l2": batch["final_l2"],
+                **stats,
+                "minutes": prior_minutes + (time.time() - t0) / 60,
+            }
+            if test is not None and spec.action == "continuous":
+                mse = evaluate_mse(painter, test, cfg.steps * cfg.strokes_per_step)
+                row.update(
+                    {
+                        f"test_mse_{n}": mse[n - 1]
+                        for n in range(cfg.strokes_per_step, len(mse) + 1, cfg.strokes_per_step)
+                    }
+                )
+            logger.log(done, **row)
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            extra = {
+                "spec": dataclasses.asdict(spec),
+                "mode": hooks.mode if hooks is not None else "ppo",
+                "minutes": prior_minutes + (time.time() - t0) / 60,
+            }
+            if hooks is not None:
+                extra["hooks"] = hooks.state_dict()
+            save_checkpoint(
+                ckpt_path,
+                kind=KIND,
+                config=cfg,
+                model=painter,
+                optimizer=opt,
+                step=done,
+                generator=generator,
+                extra=extra,
+            )
+            plot_metrics(run / "metrics.jsonl", run / "curves.png")
+    env.close()
+    return painter
+
+
+def load_targets_for(cfg: PPOConfig) -> Tensor | None:
+    """MNIST test digits for evaluation when the env paints MNIST targets, else None."""
+    if not cfg.target.startswith("mnist"):
+        return None
+    images, _ = load_mnist("test", cfg.data_dir, source="auto")
+    return torch.from_numpy(np.ascontiguousarray(images[: cfg.eval_size]))[:, None]
+
+
+@torch.no_grad()
+def collect_rollout(
+    cfg: PPOConfig,
+    env: gym.vector.VectorEnv,
+    painter: Painter,
+    it: int,
+    device: torch.device,
+    reward_fn: RewardFn | None = None,
+) -> dict:
+    """Play ``episodes_per_rollout`` aligned episodes in every sub-env; returns tensors ``(E, T, N, ...)``."""
+    E, T, N = cfg.episodes_per_rollout, cfg.steps, cfg.num_envs
+    keys = ("canvas", "target", "action", "logp", "value", "reward")
+    buf: dict[str, list] = {k: [] for k in keys}
+    finals = []
+    obs, _ = env.reset(seed=cfg.seed * 1_000_003 + it * E * N)
+    for _ in range(E):
+        state = painter.initial_state(N, device)
+        for t in range(T):
+            canvas = obs_images(obs, "canvas", device)
+            target = obs_images(obs, "target", device) if painter.spec.conditional else None
+            out, state, grid = painter.step(canvas, state, target)
+            if painter.spec.action == "continuous":
+                action = out.mean + out.log_std.exp() * torch.randn_like(out.mean)  # u
+                env_action = torch.tanh(action)
+            else:
+                action = env_action = grid
+            logp, _ = log_prob_entropy(painter, out, action)
+            obs, reward, term, trunc, info = env.step(env_action)
+            last = info["final_obs"] if t == T - 1 and "final_obs" in info else None
+            if reward_fn is not None:
+                after = (
+                    obs_images({"canvas": np.stack([o["canvas"] for o in last])}, "canvas", device)
+                    if (last is not None)
+                    else obs_images(obs, "canvas", device)
+                )
+                goal = None if target is None else target.float() / 255
+                reward = reward_fn(canvas.float() / 255, after.float() / 255, t, goal).cpu().numpy()
+            if t == T - 1:
+                if not term.all():
+                    raise RuntimeError("episodes are not aligned: the env did not end every episode together")
+                if "final_info" in info and "l2" in info["final_info"]:
+                    finals.append(float(np.mean(info["final_info"]["l2"])))
+            for k, v in zip(
+                keys,
+                (canvas, target, action, logp, out.value, torch.as_tensor(reward, dtype=torch.float32, device=device)),
+            ):
+                buf[k].append(v)
+    batch = {k: (torch.stack(v).view(E, T, *v[0].shape) if v[0] is not None else None) for k, v in buf.items()}
+    batch["advantage"] = gae(batch["reward"], batch["value"], cfg.gamma, cfg.gae_lambda)
+    batch["return"] = batch["advantage"] + batch["value"]
+    batch["returns_ep"] = float(batch["reward"].sum(1).mean())
+    batch["final_l2"] = float(np.mean(finals)) if finals else float("nan")
+    return batch
+
+
+def gae(reward: Tensor, value: Tensor, gamma: float, lam: float) -> Tensor:
+    """Generalised advantage estimates for ``(E, T, N)`` rewards and values of whole episodes (terminal after
+    ``T`` steps, so nothing is bootstrapped past the end)."""
+    E, T, N = reward.shape
+    adv = torch.zeros_like(reward)
+    running = torch.zeros(E, N, dtype=reward.dtype, device=reward.device)
+    for t in reversed(range(T)):
+        next_value = value[:, t + 1] if t + 1 < T else torch.zeros_like(running)
+        delta = reward[:, t] + gamma * next_value - value[:, t]
+        running = delta + gamma * lam * running * float(t + 1 < T)
+        adv[:, t] = running
+    return adv
+
+
+def ppo_update(cfg: PPOConfig, painter: Painter, opt: torch.optim.Optimizer, batch: dict, it: int) -> dict:
+    """Clipped PPO on whole episodes, re-unrolled from zero state; returns mean losses and stats."""
+    E, T, N = batch["reward"].shape
+    device = batch["reward"].device
+    flat = {
+        k: v.transpose(1, 2).reshape(E * N, T, *v.shape[3:]) for k, v in batch.items() if torch.is_tensor(v)
+    }  # (episodes, T, ...)
+    adv = flat["advantage"]
+    flat["advantage"] = (adv - adv.mean()) / (adv.std() + 1e-8)
+    episodes = E * N
+    size = max(1, episodes // cfg.minibatches)
+    stats: dict[str, list[float]] = {
+        "policy_loss": [],
+        "value_loss": [],
+        "entropy": [],
+        "approx_kl": [],
+        "clip_frac": [],
+    }
+    for _ in range(cfg.update_epochs):
+        order = torch.randperm(episodes, device=device)
+        for s in range(0, episodes, size):
+            idx = order[s : s + size]
+            state = painter.initial_state(len(idx), device)
+            losses = []
+            for t in range(T):
+                tgt = flat["target"][idx, t] if "target" in flat and painter.spec.conditional else None
+                act = flat["action"][idx, t]
+                out, state, _ = painter.step(
+                    flat["canvas"][idx, t], state, tgt, grid_actions=act if painter.spec.action == "grid" else None
+                )
+                logp, ent = log_prob_entropy(painter, out, act)
+                ratio = (logp - flat["logp"][idx, t]).exp()
+                a = flat["advantage"][idx, t]
+                pg = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+                vl = 0.5 * (out.value - flat["return"][idx, t]).pow(2).mean()
+                losses.append(pg + cfg.vf_coef * vl - cfg.ent_coef * ent.mean())
+                with torch.no_grad():
+                    stats["policy_loss"].append(pg.item())
+                    stats["value_loss"].append(vl.item())
+                    stats["entropy"].append(ent.mean().item())
+                    stats["approx_kl"].append(((ratio - 1) - ratio.log()).mean().item())
+                    stats["clip_frac"].append(((ratio - 1).abs() > cfg.clip).float().mean().item())
+            loss = torch.stack(losses).mean()
+            check_finite(loss, it)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(painter.parameters(), cfg.max_grad_norm)
+            opt.step()
+    return {k: float(np.mean(v)) for k, v in stats.items()}
