@@ -145,7 +145,42 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is not a paintrnn checkpoint (format tag missing)")
     if kind is not None and ckpt.get("kind") != kind:
         raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, expected {kind!r}")
+    for key in ckpt.get("half_keys", ()):  # weights stored in float16 by export_weights: back to float32
+        ckpt["model"][key] = ckpt["model"][key].float()
     return ckpt
+
+
+def export_weights(
+    src: str | os.PathLike, dst: str | os.PathLike, half: bool | None = None, half_above_mb: float = 4.0
+) -> dict[str, Any]:
+    """Write a small inference-only copy of a checkpoint: format, kind, config, weights, step and the
+    non-tensor ``extra`` entries (no optimiser, no RNG state).
+
+    ``half=True`` stores the float32 weights as float16 (listed under ``half_keys``; :func:`load_checkpoint`
+    casts them back to float32); ``half=None`` does so when the float32 weights exceed ``half_above_mb``.
+    Returns the written payload.
+    """
+    ckpt = load_checkpoint(src)
+    weights = dict(ckpt["model"])
+    size_mb = sum(v.numel() * v.element_size() for v in weights.values()) / 1e6
+    if half is None:
+        half = size_mb > half_above_mb
+    half_keys = [k for k, v in weights.items() if half and v.dtype == torch.float32]
+    for key in half_keys:
+        if not torch.isfinite(weights[key].half()).all():
+            raise ValueError(f"weight {key!r} of {src} overflows float16; export it with half=False")
+        weights[key] = weights[key].half()
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": ckpt["kind"],
+        "config": ckpt["config"],
+        "model": weights,
+        "step": ckpt.get("step", 0),
+        "extra": {k: v for k, v in ckpt.get("extra", {}).items() if not torch.is_tensor(v)},
+        "half_keys": half_keys,
+    }
+    atomic_torch_save(payload, dst)
+    return payload
 
 
 def check_finite(loss: torch.Tensor, step: int) -> None:

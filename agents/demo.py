@@ -1,0 +1,236 @@
+"""The front door: one GIF per model family from any checkpoint, and the demo page.
+
+:func:`load_any` rebuilds the model of any paintrnn checkpoint from its ``kind`` tag; :func:`gif_frames`
+turns it into animation frames (DRAW drawing from its prior with the write windows, the painter redrawing
+test digits stroke by stroke, a texture appearing front by front, glimpses moving over digits) and
+:func:`sample_grid` into one PNG grid. :func:`run_demo` does this for the small checkpoints shipped in
+``paintrnn/assets/checkpoints/`` (or for tiny models trained on the spot, :func:`train_tiny`) and writes
+``index.html``, a self-contained page showing the GIFs with their captions.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from paintrnn.config import config_from_dict
+from paintrnn.data import load_mnist
+from paintrnn.media import image_grid, to_uint8, write_gif
+from paintrnn.training import load_checkpoint
+
+FAMILIES = ("draw", "painter", "texture", "glimpse")
+CAPTIONS = {
+    "draw": "DRAW (Gregor et al. 2015) drawing 16 digits from its prior in T steps; red boxes are the write "
+    "attention windows of each step.",
+    "painter": "The stroke painter (trained by backpropagation through the soft renderer) redrawing 8 test "
+    "digits stroke by stroke; each canvas is shown beside its target.",
+    "texture": "A spatial LSTM (RIDE, Theis & Bethge 2015) synthesising 64x64 brick textures, one "
+    "anti-diagonal front of pixels at a time.",
+    "glimpse": "The recurrent attention model (RAM, Mnih et al. 2014) reading 4 test digits through 8x8 "
+    "glimpses: the box moves, the dots trace its path, the last frame shows the predicted class.",
+}
+
+
+def bundled_checkpoint(kind: str) -> Path:
+    """Path of the small pretrained checkpoint shipped for ``kind`` (one of :data:`FAMILIES`)."""
+    if kind not in FAMILIES:
+        raise ValueError(f"kind must be one of {FAMILIES}, got {kind!r}")
+    import paintrnn
+
+    return Path(paintrnn.__file__).parent / "assets" / "checkpoints" / f"{kind}.pt"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model rebuilt from a checkpoint, with the checkpoint's kind and config."""
+
+    kind: str
+    model: nn.Module
+    config: dict[str, Any]
+
+
+def load_any(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
+    """Rebuild the model of any paintrnn checkpoint (``weights_only`` load), dispatching on its ``kind``."""
+    ckpt = load_checkpoint(path, map_location=device)
+    kind = ckpt["kind"]
+    if kind == "draw":
+        from paintrnn.agents.draw_gif import load_draw
+
+        model: nn.Module = load_draw(path, device)
+    elif kind == "painter":
+        from paintrnn.agents.painter import load_painter
+
+        model = load_painter(path, device)[0]
+    elif kind == "texture":
+        from paintrnn.agents.texture_train import load_model
+
+        model = load_model(path, device)
+    elif kind == "glimpse":
+        from paintrnn.agents.glimpse_train import Config, build_model
+
+        model = build_model(config_from_dict(Config, ckpt["config"])).to(device)
+        model.load_state_dict(ckpt["model"])
+        model.eval()
+    else:
+        raise ValueError(f"{path} holds a model of kind {kind!r}; this command knows {FAMILIES}")
+    return Loaded(kind, model, ckpt["config"])
+
+
+def mnist_test_digits(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The first ``n`` test digits of the MNIST sample bundled with the package: float ``(n, 1, 28, 28)``."""
+    images, _ = load_mnist("test", source="sample")
+    return torch.from_numpy(images[:n].astype(np.float32) / 255.0)[:, None].to(device)
+
+
+@torch.no_grad()
+def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Animation frames ``(T, H, W[, 3])`` uint8 of the model at work, and the frame duration in ms."""
+    model, cfg = loaded.model, loaded.config
+    device = next(model.parameters()).device
+    if loaded.kind == "draw":
+        from paintrnn.agents.draw_gif import sample_frames
+
+        return sample_frames(model, n or 16, scale=3, seed=seed), 150.0
+    if loaded.kind == "painter":
+        from paintrnn.agents.painter_gif import episode_frames
+
+        n = n or 8
+        targets = torch.nn.functional.interpolate(mnist_test_digits(n, device), size=(64, 64), mode="bilinear")
+        return episode_frames(model, targets, int(cfg.get("steps", 2)), n, 64, nrow=2, scale=2), 200.0
+    if loaded.kind == "texture":
+        from paintrnn.agents.texture import sampling_frames
+
+        generator = torch.Generator(device).manual_seed(seed)
+        frames = sampling_frames(model, 64, 64, num=n or 2, frames=40, generator=generator)
+        return frames.repeat(3, 1).repeat(3, 2), 60.0
+    if loaded.kind == "glimpse":
+        from paintrnn.agents.glimpse import episode_frames
+        from paintrnn.agents.glimpse_train import Config, make_scenes, start_locations
+
+        gcfg = config_from_dict(Config, cfg)
+        generator = torch.Generator(device).manual_seed(seed)
+        images = make_scenes(mnist_test_digits(n or 4, device), gcfg, generator)
+        start = start_locations(len(images), gcfg, generator, device)
+        out = model(images, gcfg.glimpses, start, generator, deterministic=True)
+        scale = 4 if images.shape[-1] <= 32 else 2
+        frames = episode_frames(images, out.locations, out.logits.argmax(-1), gcfg.glimpse_size, gcfg.scales, scale)
+        return frames, 500.0
+    raise ValueError(f"no GIF for models of kind {loaded.kind!r}")
+
+
+@torch.no_grad()
+def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
+    """One PNG-ready uint8 grid of final results: DRAW prior samples, painted digits or texture samples."""
+    model = loaded.model
+    device = next(model.parameters()).device
+    nrow = int(np.ceil(np.sqrt(n)))
+    if loaded.kind == "draw":
+        canvases, _ = model.sample(n, device, torch.Generator().manual_seed(seed))
+        return image_grid(to_uint8(torch.sigmoid(canvases[-1, :, 0]).cpu().numpy()), nrow, 2)
+    if loaded.kind in ("painter", "texture"):
+        frames, _ = gif_frames(loaded, n, seed)
+        return frames[-1]
+    raise ValueError(f"no sample grid for models of kind {loaded.kind!r} (a classifier: use `paintrnn gif`)")
+
+
+def train_tiny(kind: str, run_dir: Path, device: str = "cpu") -> Path:
+    """Train a tiny model of ``kind`` from scratch on the bundled data (about a minute on a laptop CPU) with
+    the same entry point as ``paintrnn train``; returns its checkpoint."""
+    run = str(run_dir)
+    if kind == "draw":
+        from paintrnn.agents.draw_train import main
+
+        main(["--preset", "tiny", "--epochs", "3", "--data-source", "sample", "--test-images", "200",
+              "--iwae-k", "0", "--out", run, "--device", device, "--no-resume"])  # fmt: skip
+    elif kind == "painter":
+        from paintrnn.agents.painter_train import main
+
+        main(["backprop", "--canvas-size", "32", "--iters", "300", "--batch-size", "32", "--hidden", "128",
+              "--data-source", "sample", "--eval-size", "64", "--run-dir", run, "--device", device])  # fmt: skip
+    elif kind == "texture":
+        from paintrnn.agents.texture_train import main
+
+        main(["--texture", "brick", "--hidden", "16", "--head-hidden", "16", "--steps", "120", "--crop", "16",
+              "--batch-size", "8", "--sample-size", "32", "--run-dir", run, "--device", device, "--no-resume"])  # fmt: skip
+    elif kind == "glimpse":
+        from paintrnn.agents.glimpse_train import main
+
+        main(["--epochs", "4", "--hidden", "128", "--data-source", "sample", "--eval-every", "4", "--no-gif",
+              "--run-dir", run, "--device", device])  # fmt: skip
+    else:
+        raise ValueError(f"kind must be one of {FAMILIES}, got {kind!r}")
+    return run_dir / "checkpoint.pt"
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>paintrnn demo</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+figure {{ display: inline-block; vertical-align: top; margin: 1em; max-width: 500px; }}
+img {{ image-rendering: pixelated; max-width: 100%; border: 1px solid #ccc; }}
+figcaption {{ font-size: 0.9em; margin-top: 0.4em; }}
+code {{ background: #f3f3f3; padding: 0 0.2em; }}
+</style>
+</head>
+<body data-loaded="pending">
+<h1>paintrnn: recurrent networks that make images step by step</h1>
+<p>{source} Made by <code>{command}</code> in {seconds:.1f} s.</p>
+{figures}
+<script>
+window.addEventListener("load", function () {{
+  var images = Array.prototype.slice.call(document.images);
+  var ok = images.filter(function (im) {{ return im.complete && im.naturalWidth > 0; }}).length;
+  document.body.dataset.loaded = ok + "/" + images.length;
+}});
+</script>
+</body>
+</html>
+"""
+
+
+def write_page(out: Path, gifs: dict[str, Path], source: str, command: str, seconds: float) -> Path:
+    """``index.html`` in ``out`` showing the GIFs (relative paths, no external resources) with captions."""
+    figures = "\n".join(
+        f'<figure><img src="{html.escape(path.relative_to(out).as_posix())}" alt="{kind}">'
+        f"<figcaption><b>{kind}</b>: {html.escape(CAPTIONS[kind])}</figcaption></figure>"
+        for kind, path in gifs.items()
+    )
+    page = PAGE.format(source=html.escape(source), command=html.escape(command), seconds=seconds, figures=figures)
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def run_demo(out: str | Path = "paintrnn-demo", train: bool = False, device: str = "cpu", progress: bool = True) -> dict[str, Path]:
+    """Write ``draw.gif``, ``painter.gif``, ``texture.gif``, ``glimpse.gif`` and ``index.html`` into ``out``
+    from the shipped checkpoints (or from tiny models trained first when ``train``); returns the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    checkpoints = {kind: bundled_checkpoint(kind) for kind in FAMILIES}
+    if train:
+        for kind in tqdm(FAMILIES, desc="training tiny models", disable=not progress, dynamic_ncols=True):
+            checkpoints[kind] = train_tiny(kind, out / "runs" / kind, device)
+    written: dict[str, Path] = {}
+    for kind in tqdm(FAMILIES, desc="rendering GIFs", disable=not progress, dynamic_ncols=True):
+        frames, duration = gif_frames(load_any(checkpoints[kind], device))
+        written[kind] = write_gif(out / f"{kind}.gif", frames, duration_ms=duration, hold_last_ms=1500)
+    source = (
+        "Tiny models trained from scratch just now on the bundled MNIST sample and textures."
+        if train
+        else "Small pretrained checkpoints shipped with the package (paintrnn/assets/checkpoints)."
+    )
+    command = "paintrnn demo" + (" --train" if train else "")
+    written["index"] = write_page(out, dict(written), source, command, time.perf_counter() - start)
+    return written
