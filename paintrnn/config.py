@@ -71,7 +71,8 @@ def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field, tp: Any, d
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
     tp, optional = _unwrap_optional(tp)
     origin = typing.get_origin(tp)
-    kwargs: dict[str, Any] = {"default": default, "help": f"{doc} (default: {default!r})"}
+    help_text = f"{doc} (default: {default!r})".replace("%", "%%")  # argparse expands % in help
+    kwargs: dict[str, Any] = {"default": default, "help": help_text}
     flag = "--" + f.name.replace("_", "-")
     if tp is bool:
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)

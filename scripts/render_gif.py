@@ -1,8 +1,8 @@
-"""Animated GIFs and PNG grids of a trained model: ``python scripts/render_gif.py runs/draw/checkpoint.pt``."""
+"""Animated GIF of any trained model (dispatches on the checkpoint's kind): ``python scripts/render_gif.py CKPT``."""
 
 import sys
 
-from paintrnn.agents.draw_gif import main
+from paintrnn.agents.cli import gif_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gif_main())

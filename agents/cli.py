@@ -1,0 +1,182 @@
+"""``paintrnn``: one command for the whole package (also ``python -m paintrnn``).
+
+    paintrnn demo [--out paintrnn-demo] [--train] [--device cpu]   # GIFs of every model family + index.html
+    paintrnn train {draw,painter,texture,glimpse} [options]         # the training scripts
+    paintrnn gif CHECKPOINT [--out FILE.gif | FOLDER]               # animation of any checkpoint
+    paintrnn sample CHECKPOINT [--out FILE.png]                     # PNG grid of results
+    paintrnn bench {draw,painter,texture,glimpse,envs,render} [options]
+
+``paintrnn train X`` and ``paintrnn bench X`` pass their options on to the same ``main(argv)`` functions the
+files in ``scripts/`` call, so ``paintrnn train draw --help`` lists the same options as
+``python scripts/train_draw.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import runpy
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+TRAIN = {
+    "draw": ("paintrnn.agents.draw_train", "DRAW on binarised MNIST (scripts/train_draw.py)"),
+    "painter": ("paintrnn.agents.painter_train", "stroke painter: backprop, ppo or gan mode (scripts/train_painter.py)"),
+    "texture": ("paintrnn.agents.texture_train", "spatial LSTM texture model (scripts/train_texture.py)"),
+    "glimpse": ("paintrnn.agents.glimpse_train", "glimpse classifier RAM or baselines (scripts/train_glimpse.py)"),
+}
+BENCH = {
+    "draw": ("paintrnn.agents.draw_bench", "DRAW likelihoods and speed (scripts/benchmark_draw.py)"),
+    "painter": ("paintrnn.agents.painter_benchmark", "painter modes (scripts/benchmark_painter.py)"),
+    "texture": ("paintrnn.agents.texture_benchmark", "texture models (scripts/benchmark_texture.py)"),
+    "glimpse": ("paintrnn.agents.glimpse_benchmark", "glimpse models (scripts/benchmark_glimpse.py)"),
+    "envs": ("paintrnn.envs.benchmark", "environment steps per second (scripts/benchmark_envs.py)"),
+    "render": (None, "stroke renderer speed (scripts/benchmark_render.py; needs the source checkout)"),
+}
+
+
+def _listing(group: str, table: dict[str, tuple[str | None, str]]) -> str:
+    rows = "\n".join(f"  {name:<9} {about}" for name, (_, about) in table.items())
+    return (
+        f"usage: paintrnn {group} {{{','.join(table)}}} [options]\n\n{rows}\n\n"
+        f"`paintrnn {group} NAME --help` lists NAME's options with their defaults."
+    )
+
+
+def _render_benchmark(argv: list[str]) -> int:
+    """Run ``scripts/benchmark_render.py``: it is a script of the source checkout, not a library module."""
+    import paintrnn
+
+    script = Path(paintrnn.__file__).resolve().parents[1] / "scripts" / "benchmark_render.py"
+    if not script.is_file():
+        raise SystemExit(
+            "paintrnn bench render runs scripts/benchmark_render.py from a source checkout of paintrnn "
+            f"(not found at {script}); clone the repository and run `python scripts/benchmark_render.py`."
+        )
+    saved = sys.argv
+    sys.argv = [str(script), *argv]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def _delegate(group: str, table: dict[str, tuple[str | None, str]], argv: list[str]) -> int:
+    """``paintrnn train|bench NAME ...``: call NAME's ``main(argv)`` with the remaining options."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_listing(group, table))
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in table:
+        print(_listing(group, table), file=sys.stderr)
+        print(f"paintrnn {group}: unknown name {name!r}", file=sys.stderr)
+        return 2
+    module = table[name][0]
+    if module is None:
+        return _render_benchmark(rest)
+    result = importlib.import_module(module).main(rest)
+    return result if isinstance(result, int) else 0
+
+
+def _gif(args: argparse.Namespace) -> int:
+    from paintrnn.agents.demo import gif_frames, load_any
+
+    from paintrnn.media import write_gif
+    from paintrnn.training import resolve_device
+
+    loaded = load_any(args.checkpoint, resolve_device(args.device))
+    out = Path(args.out or f"{loaded.kind}.gif")
+    if out.suffix.lower() != ".gif" and loaded.kind in ("draw", "painter"):  # a folder: the agent's full set
+        module = importlib.import_module(f"paintrnn.agents.{loaded.kind}_gif")
+        written = module.render(args.checkpoint, out, n=args.n or 16, data_dir=args.data_dir)
+    else:
+        if out.suffix.lower() != ".gif":
+            out = out / f"{loaded.kind}.gif"
+        frames, duration = gif_frames(loaded, args.n, args.seed)
+        written = [write_gif(out, frames, duration_ms=duration, hold_last_ms=1500)]
+    for path in written:
+        print(path)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from paintrnn.agents.demo import load_any, sample_grid
+
+    from paintrnn.media import save_png
+    from paintrnn.training import resolve_device
+
+    loaded = load_any(args.checkpoint, resolve_device(args.device))
+    out = Path(args.out or f"{loaded.kind}_samples.png")
+    print(save_png(out, sample_grid(loaded, args.n, args.seed)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from paintrnn.agents.demo import run_demo
+
+    start = time.perf_counter()
+    written = run_demo(args.out, train=args.train, device=args.device, progress=args.progress)
+    seconds = time.perf_counter() - start
+    print(f"\npaintrnn demo: wrote {len(written)} files in {seconds:.1f} s")
+    for path in written.values():
+        print(f"  {path}  ({path.stat().st_size / 1024:.0f} KiB)")
+    print(f"open {Path(written['index']).resolve().as_uri()} in a browser to see them with captions.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser (``train`` and ``bench`` are dispatched before it, see :func:`main`)."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="paintrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{demo,train,gif,sample,bench}", required=True)
+
+    demo = sub.add_parser("demo", help="GIFs of every model family and index.html", formatter_class=fmt,
+                          description="Write draw.gif, painter.gif, texture.gif, glimpse.gif and index.html.")  # fmt: skip
+    demo.add_argument("--out", default="paintrnn-demo", help="output folder")
+    demo.add_argument("--train", action="store_true", help="train tiny models from scratch first (a few minutes)")
+    demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
+    demo.set_defaults(func=_demo)
+
+    sub.add_parser("train", help="train a model: " + ", ".join(TRAIN), add_help=False)
+    sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCH), add_help=False)
+
+    for name, func, about in (
+        ("gif", _gif, "animated GIF of any checkpoint (dispatches on its kind)"),
+        ("sample", _sample, "PNG grid of results of a generative checkpoint (draw, painter, texture)"),
+    ):
+        p = sub.add_parser(name, help=about, description=about, formatter_class=fmt)
+        p.add_argument("checkpoint", help="checkpoint.pt written by `paintrnn train` (or a shipped one)")
+        p.add_argument("--seed", type=int, default=0, help="seed of samples and noise")
+        p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+        p.set_defaults(func=func)
+    gif, sample = sub.choices["gif"], sub.choices["sample"]
+    gif.add_argument("--out", default=None, help="FILE.gif, or a FOLDER (for draw and painter: their full set of "
+                     "GIFs, PNG grids and SVG); None means KIND.gif")  # fmt: skip
+    gif.add_argument("--n", type=int, default=None, help="images in the GIF; None means 16 DRAW samples, 8 painter "
+                     "digits, 2 textures, 4 glimpse digits")  # fmt: skip
+    gif.add_argument("--data-dir", default=None, help="folder holding mnist/ (for the full set written to a FOLDER)")
+    sample.add_argument("--out", default=None, help="PNG file; None means KIND_samples.png")
+    sample.add_argument("--n", type=int, default=64, help="images in the grid")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``paintrnn`` console command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        return _delegate("train", TRAIN, argv[1:])
+    if argv and argv[0] == "bench":
+        return _delegate("bench", BENCH, argv[1:])
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+def gif_main(argv: Sequence[str] | None = None) -> int:
+    """``scripts/render_gif.py``: the same as ``paintrnn gif``."""
+    return main(["gif", *(sys.argv[1:] if argv is None else argv)])
