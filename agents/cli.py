@@ -23,7 +23,10 @@ from pathlib import Path
 
 TRAIN = {
     "draw": ("paintrnn.agents.draw_train", "DRAW on binarised MNIST (scripts/train_draw.py)"),
-    "painter": ("paintrnn.agents.painter_train", "stroke painter: backprop, ppo or gan mode (scripts/train_painter.py)"),
+    "painter": (
+        "paintrnn.agents.painter_train",
+        "stroke painter: backprop, ppo or gan mode (scripts/train_painter.py)",
+    ),
     "texture": ("paintrnn.agents.texture_train", "spatial LSTM texture model (scripts/train_texture.py)"),
     "glimpse": ("paintrnn.agents.glimpse_train", "glimpse classifier RAM or baselines (scripts/train_glimpse.py)"),
 }
@@ -135,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="{demo,train,gif,sample,bench}", required=True)
 
-    demo = sub.add_parser("demo", help="GIFs of every model family and index.html", formatter_class=fmt,
-                          description="Write draw.gif, painter.gif, texture.gif, glimpse.gif and index.html.")  # fmt: skip
+    about = "Write draw.gif, painter.gif, texture.gif, glimpse.gif and index.html."
+    demo = sub.add_parser(
+        "demo", help="GIFs of every model family and index.html", description=about, formatter_class=fmt
+    )
     demo.add_argument("--out", default="paintrnn-demo", help="output folder")
     demo.add_argument("--train", action="store_true", help="train tiny models from scratch first (a few minutes)")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")

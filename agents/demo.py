@@ -159,7 +159,8 @@ def train_tiny(kind: str, run_dir: Path, device: str = "cpu") -> Path:
         from paintrnn.agents.texture_train import main
 
         main(["--texture", "brick", "--hidden", "16", "--head-hidden", "16", "--steps", "120", "--crop", "16",
-              "--batch-size", "8", "--sample-size", "32", "--run-dir", run, "--device", device, "--no-resume"])  # fmt: skip
+              "--batch-size", "8", "--sample-size", "32", "--run-dir", run, "--device", device,
+              "--no-resume"])  # fmt: skip
     elif kind == "glimpse":
         from paintrnn.agents.glimpse_train import main
 
@@ -212,7 +213,9 @@ def write_page(out: Path, gifs: dict[str, Path], source: str, command: str, seco
     return path
 
 
-def run_demo(out: str | Path = "paintrnn-demo", train: bool = False, device: str = "cpu", progress: bool = True) -> dict[str, Path]:
+def run_demo(
+    out: str | Path = "paintrnn-demo", train: bool = False, device: str = "cpu", progress: bool = True
+) -> dict[str, Path]:
     """Write ``draw.gif``, ``painter.gif``, ``texture.gif``, ``glimpse.gif`` and ``index.html`` into ``out``
     from the shipped checkpoints (or from tiny models trained first when ``train``); returns the paths."""
     out = Path(out)
