@@ -141,33 +141,28 @@ def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
     raise ValueError(f"no sample grid for models of kind {loaded.kind!r} (a classifier: use `paintrnn gif`)")
 
 
+TINY = {
+    "draw": ("draw", "--preset small --epochs 8 --batch-size 50 --lr 3e-3 --data-source sample --test-images 200 "
+             "--iwae-k 0 --eval-every 8 --no-resume --out"),
+    "painter": ("painter backprop", "--canvas-size 32 --iters 300 --batch-size 32 --hidden 128 --data-source sample "
+                "--eval-size 64 --run-dir"),
+    "texture": ("texture", "--texture brick --hidden 16 --head-hidden 16 --steps 120 --crop 16 --batch-size 8 "
+                "--sample-size 32 --no-resume --run-dir"),
+    "glimpse": ("glimpse", "--epochs 8 --hidden 128 --lr 3e-3 --data-source sample --eval-every 8 --no-gif --run-dir"),
+}  # fmt: skip
+"""``paintrnn train NAME OPTIONS RUN_DIR`` of the tiny models ``paintrnn demo --train`` makes (bundled data)."""
+
+
 def train_tiny(kind: str, run_dir: Path, device: str = "cpu") -> Path:
-    """Train a tiny model of ``kind`` from scratch on the bundled data (about a minute on a laptop CPU) with
-    the same entry point as ``paintrnn train``; returns its checkpoint."""
-    run = str(run_dir)
-    if kind == "draw":
-        from paintrnn.agents.draw_train import main
+    """Train a tiny model of ``kind`` from scratch on the bundled data (about a minute on a laptop CPU) through
+    ``paintrnn train`` (:data:`TINY`); returns its checkpoint."""
+    from paintrnn.agents.cli import main
 
-        main(["--preset", "tiny", "--epochs", "3", "--data-source", "sample", "--test-images", "200",
-              "--iwae-k", "0", "--out", run, "--device", device, "--no-resume"])  # fmt: skip
-    elif kind == "painter":
-        from paintrnn.agents.painter_train import main
-
-        main(["backprop", "--canvas-size", "32", "--iters", "300", "--batch-size", "32", "--hidden", "128",
-              "--data-source", "sample", "--eval-size", "64", "--run-dir", run, "--device", device])  # fmt: skip
-    elif kind == "texture":
-        from paintrnn.agents.texture_train import main
-
-        main(["--texture", "brick", "--hidden", "16", "--head-hidden", "16", "--steps", "120", "--crop", "16",
-              "--batch-size", "8", "--sample-size", "32", "--run-dir", run, "--device", device,
-              "--no-resume"])  # fmt: skip
-    elif kind == "glimpse":
-        from paintrnn.agents.glimpse_train import main
-
-        main(["--epochs", "4", "--hidden", "128", "--data-source", "sample", "--eval-every", "4", "--no-gif",
-              "--run-dir", run, "--device", device])  # fmt: skip
-    else:
+    if kind not in TINY:
         raise ValueError(f"kind must be one of {FAMILIES}, got {kind!r}")
+    name, options = TINY[kind]
+    if main(["train", *name.split(), *options.split(), str(run_dir), "--device", device]) != 0:
+        raise RuntimeError(f"training the tiny {kind} model failed (see the messages above)")
     return run_dir / "checkpoint.pt"
 
 

@@ -175,3 +175,21 @@ def test_demo_page_renders_in_headless_chromium(demo_dir, tmp_path):
     match = re.search(r'data-loaded="([^"]*)"', out.stdout)
     assert match, "the page's load script did not run: " + out.stdout[:500]
     assert match.group(1) == f"{len(FAMILIES)}/{len(FAMILIES)}", f"images loaded: {match.group(1)}"
+
+
+def test_tiny_training_recipes_parse_into_valid_configs(tmp_path):
+    """``paintrnn demo --train``'s recipes are valid options of each trainer (the runs take minutes: not run here)."""
+    from paintrnn.agents.demo import TINY
+    from paintrnn.agents.draw_train import TrainConfig as DrawTrain
+    from paintrnn.agents.glimpse_train import Config as GlimpseTrain
+    from paintrnn.agents.painter_backprop import BackpropConfig
+    from paintrnn.agents.texture_train import TrainConfig as TextureTrain
+
+    from paintrnn.config import parse_config
+
+    classes = {"draw": DrawTrain, "painter": BackpropConfig, "texture": TextureTrain, "glimpse": GlimpseTrain}
+    assert set(TINY) == set(FAMILIES)
+    for kind, (name, options) in TINY.items():
+        assert name.split()[0] == kind
+        cfg = parse_config(classes[kind], [*options.split(), str(tmp_path / kind), "--device", "cpu"])
+        assert str(tmp_path / kind) in (getattr(cfg, "out", None), getattr(cfg, "run_dir", None))
