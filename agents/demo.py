@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from paintrnn.config import config_from_dict
 from paintrnn.data import load_mnist
 from paintrnn.media import image_grid, to_uint8, write_gif
-from paintrnn.training import load_checkpoint
+from paintrnn.training import load_checkpoint, resolve_device
 
 FAMILIES = ("draw", "painter", "texture", "glimpse")
 CAPTIONS = {
@@ -93,6 +93,8 @@ def mnist_test_digits(n: int, device: torch.device | str = "cpu") -> torch.Tenso
 @torch.no_grad()
 def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, float]:
     """Animation frames ``(T, H, W[, 3])`` uint8 of the model at work, and the frame duration in ms."""
+    if n is not None and n < 1:
+        raise ValueError(f"n (images in the GIF) must be >= 1, got {n}")
     model, cfg = loaded.model, loaded.config
     device = next(model.parameters()).device
     if loaded.kind == "draw":
@@ -129,6 +131,8 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
 @torch.no_grad()
 def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
     """One PNG-ready uint8 grid of final results: DRAW prior samples, painted digits or texture samples."""
+    if n < 1:
+        raise ValueError(f"n (images in the grid) must be >= 1, got {n}")
     model = loaded.model
     device = next(model.parameters()).device
     nrow = int(np.ceil(np.sqrt(n)))
@@ -216,6 +220,7 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    device = str(resolve_device(device))
     checkpoints = {kind: bundled_checkpoint(kind) for kind in FAMILIES}
     if train:
         for kind in tqdm(FAMILIES, desc="training tiny models", disable=not progress, dynamic_ncols=True):

@@ -132,6 +132,20 @@ def test_gif_and_sample_for_every_shipped_kind(tmp_path):
         main(["sample", str(bundled_checkpoint("glimpse")), "--out", str(tmp_path / "g.png")])
 
 
+def test_gif_into_a_folder_writes_the_full_set_for_draw(tmp_path):
+    assert main(["gif", str(bundled_checkpoint("draw")), "--out", str(tmp_path), "--n", "4"]) == 0
+    assert gif_frames(tmp_path / "draw_samples.gif") > 1 and gif_frames(tmp_path / "draw_reconstructions.gif") > 1
+    assert main(["gif", str(bundled_checkpoint("glimpse")), "--out", str(tmp_path / "sub"), "--n", "1"]) == 0
+    assert gif_frames(tmp_path / "sub" / "glimpse.gif") > 1
+
+
+def test_bad_counts_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="must be >= 1"):
+        main(["gif", str(bundled_checkpoint("texture")), "--out", str(tmp_path / "t.gif"), "--n", "0"])
+    with pytest.raises(ValueError, match="must be >= 1"):
+        main(["sample", str(bundled_checkpoint("draw")), "--out", str(tmp_path / "d.png"), "--n", "-3"])
+
+
 def test_gif_of_a_foreign_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
