@@ -18,7 +18,8 @@ import importlib
 import runpy
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 TRAIN = {
@@ -38,6 +39,7 @@ BENCH = {
     "envs": ("paintrnn.envs.benchmark", "environment steps per second (scripts/benchmark_envs.py)"),
     "render": (None, "stroke renderer speed (scripts/benchmark_render.py; needs the source checkout)"),
 }
+THREADS_HELP = "torch CPU threads, 0 = torch's default (one is fastest for these small models on a busy CPU)"
 
 
 def _listing(group: str, table: dict[str, tuple[str | None, str]]) -> str:
@@ -82,6 +84,22 @@ def _delegate(group: str, table: dict[str, tuple[str | None, str]], argv: list[s
         return _render_benchmark(rest)
     result = importlib.import_module(module).main(rest)
     return result if isinstance(result, int) else 0
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch CPU threads (0: torch's default), restoring the previous number afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n < 0:
+        raise ValueError(f"--threads must be >= 0, got {n}")
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _gif(args: argparse.Namespace) -> int:
@@ -145,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="paintrnn-demo", help="output folder")
     demo.add_argument("--train", action="store_true", help="train tiny models from scratch first (a few minutes)")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    demo.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     demo.set_defaults(func=_demo)
 
@@ -159,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("checkpoint", help="checkpoint.pt written by `paintrnn train` (or a shipped one)")
         p.add_argument("--seed", type=int, default=0, help="seed of samples and noise")
         p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+        p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
         p.set_defaults(func=func)
     gif, sample = sub.choices["gif"], sub.choices["sample"]
     gif.add_argument("--out", default=None, help="FILE.gif, or a FOLDER (for draw and painter: their full set of "
@@ -179,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "bench":
         return _delegate("bench", BENCH, argv[1:])
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    with torch_threads(args.threads):
+        return args.func(args)
 
 
 def gif_main(argv: Sequence[str] | None = None) -> int:

@@ -147,7 +147,7 @@ def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
 
 TINY = {
     "draw": ("draw", "--preset small --epochs 8 --batch-size 50 --lr 3e-3 --data-source sample --test-images 200 "
-             "--iwae-k 0 --eval-every 8 --no-resume --out"),
+             "--iwae-k 0 --eval-every 8 --threads 1 --no-resume --out"),
     "painter": ("painter backprop", "--canvas-size 32 --iters 300 --batch-size 32 --hidden 128 --data-source sample "
                 "--eval-size 64 --run-dir"),
     "texture": ("texture", "--texture brick --hidden 16 --head-hidden 16 --steps 120 --crop 16 --batch-size 8 "

@@ -119,10 +119,12 @@ def test_shipped_checkpoints_are_small_and_load():
 
 
 def test_gif_and_sample_for_every_shipped_kind(tmp_path):
+    threads = torch.get_num_threads()
     for kind in FAMILIES:
         out = tmp_path / f"{kind}.gif"
         assert main(["gif", str(bundled_checkpoint(kind)), "--out", str(out), "--n", "2"]) == 0
         assert gif_frames(out) > 1
+    assert torch.get_num_threads() == threads  # --threads 1 held only during the command
     for kind in ("draw", "painter", "texture"):
         png = tmp_path / f"{kind}.png"
         assert main(["sample", str(bundled_checkpoint(kind)), "--out", str(png), "--n", "4"]) == 0
