@@ -237,7 +237,9 @@ class DRAW(nn.Module):
         h_dec, c_dec, canvas, patch, write_raw = self.decode(z, h_dec, c_dec, canvas)
         return DrawState(h_enc, c_enc, h_dec, c_dec, canvas), StepOutput(mu, logsigma, z, read_raw, write_raw, patch)
 
-    def decode(self, z: Tensor, h_dec: Tensor, c_dec: Tensor, canvas: Tensor):
+    def decode(
+        self, z: Tensor, h_dec: Tensor, c_dec: Tensor, canvas: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
         """Decoder LSTM and write: ``(h_dec, c_dec, canvas, patch, write_raw)`` after latent ``z (B, Z)``."""
         h_dec, c_dec = lstm_step(self.decoder, torch.cat([z, h_dec], dim=1), c_dec)
         update, patch, write_raw = self.write(h_dec)
@@ -277,7 +279,9 @@ class DRAW(nn.Module):
         return -(torch.logsumexp(self.log_weights(x, k), dim=1) - math.log(k))
 
     @torch.no_grad()
-    def sample(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None):
+    def sample(
+        self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """Draw ``n`` images from the prior. Returns canvases ``(T+1, n, 1, H, W)`` logits and write windows
         ``(T, n, 5)`` raw parameters (``None`` without attention)."""
         cfg = self.config

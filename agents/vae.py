@@ -76,10 +76,13 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def iwae_nll(self, x: Tensor, k: int) -> Tensor:
+        """Importance-weighted bound on ``-log p(x)`` with ``k`` samples: ``(B,)`` nats."""
         return -(torch.logsumexp(self.log_weights(x, k), dim=1) - math.log(k))
 
     @torch.no_grad()
-    def sample(self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None):
+    def sample(
+        self, n: int, device: torch.device | str | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, None]:
         """``n`` images from the prior as logits ``(1, n, 1, H, W)`` (one 'step'), and no windows."""
         w = self.decoder[0].weight
         z = torch.randn(n, self.config.z_size, generator=generator, dtype=w.dtype).to(device or w.device)
