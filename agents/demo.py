@@ -105,7 +105,9 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
         from paintrnn.agents.painter_gif import episode_frames
 
         n = n or 8
-        targets = torch.nn.functional.interpolate(mnist_test_digits(n, device), size=(64, 64), mode="bilinear")
+        targets = None  # unconditional painters (GAN mode) doodle from a blank canvas
+        if model.spec.conditional:
+            targets = torch.nn.functional.interpolate(mnist_test_digits(n, device), size=(64, 64), mode="bilinear")
         return episode_frames(model, targets, int(cfg.get("steps", 2)), n, 64, nrow=2, scale=2), 200.0
     if loaded.kind == "texture":
         from paintrnn.agents.texture import sampling_frames
@@ -114,14 +116,18 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
         frames = sampling_frames(model, 64, 64, num=n or 2, frames=40, generator=generator)
         return frames.repeat(3, 1).repeat(3, 2), 60.0
     if loaded.kind == "glimpse":
-        from paintrnn.agents.glimpse import episode_frames
+        from paintrnn.agents.glimpse import RAM, episode_frames
         from paintrnn.agents.glimpse_train import Config, make_scenes, start_locations
 
+        if not isinstance(model, RAM):
+            raise ValueError(f"no GIF for the whole-image {cfg['model']!r} baseline: it takes no glimpses")
         gcfg = config_from_dict(Config, cfg)
         generator = torch.Generator(device).manual_seed(seed)
         images = make_scenes(mnist_test_digits(n or 4, device), gcfg, generator)
         start = start_locations(len(images), gcfg, generator, device)
-        out = model(images, gcfg.glimpses, start, generator, deterministic=True)
+        out = model(
+            images, gcfg.glimpses, start, generator, deterministic=True, random_locations=gcfg.model == "random"
+        )
         scale = 4 if images.shape[-1] <= 32 else 2
         frames = episode_frames(images, out.locations, out.logits.argmax(-1), gcfg.glimpse_size, gcfg.scales, scale)
         return frames, 500.0

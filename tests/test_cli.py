@@ -209,3 +209,12 @@ def test_tiny_training_recipes_parse_into_valid_configs(tmp_path):
         assert name.split()[0] == kind
         cfg = parse_config(classes[kind], [*options.split(), str(tmp_path / kind), "--device", "cpu"])
         assert str(tmp_path / kind) in (getattr(cfg, "out", None), getattr(cfg, "run_dir", None))
+
+
+def test_gif_of_a_whole_image_baseline_is_a_clear_error(tmp_path):
+    from paintrnn.agents.glimpse_train import Config, build_model
+
+    cfg = Config(model="mlp", hidden=16)
+    save_checkpoint(tmp_path / "mlp.pt", kind="glimpse", config=cfg, model=build_model(cfg))
+    with pytest.raises(ValueError, match="whole-image 'mlp' baseline"):
+        main(["gif", str(tmp_path / "mlp.pt"), "--out", str(tmp_path / "x.gif")])
