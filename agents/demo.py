@@ -32,7 +32,7 @@ CAPTIONS = {
     "attention windows of each step.",
     "painter": "The stroke painter (trained by backpropagation through the soft renderer) redrawing 8 test "
     "digits stroke by stroke; each canvas is shown beside its target.",
-    "texture": "A spatial LSTM (RIDE, Theis & Bethge 2015) synthesising 64x64 brick textures, one "
+    "texture": "A spatial LSTM (RIDE, Theis & Bethge 2015) synthesising two 64x64 grass textures, one "
     "anti-diagonal front of pixels at a time.",
     "glimpse": "The recurrent attention model (RAM, Mnih et al. 2014) reading 4 test digits through 8x8 "
     "glimpses: the box moves, the dots trace its path, the last frame shows the predicted class.",
@@ -156,8 +156,8 @@ TINY = {
              "--iwae-k 0 --eval-every 8 --threads 1 --no-resume --out"),
     "painter": ("painter backprop", "--canvas-size 32 --iters 300 --batch-size 32 --hidden 128 --data-source sample "
                 "--eval-size 64 --run-dir"),
-    "texture": ("texture", "--texture brick --hidden 16 --head-hidden 16 --steps 120 --crop 16 --batch-size 8 "
-                "--sample-size 32 --no-resume --run-dir"),
+    "texture": ("texture", "--texture grass --flips hv --hidden 16 --head-hidden 16 --steps 120 --crop 16 "
+                "--batch-size 8 --sample-size 32 --no-resume --run-dir"),
     "glimpse": ("glimpse", "--epochs 8 --hidden 128 --lr 3e-3 --data-source sample --eval-every 8 --no-gif --run-dir"),
 }  # fmt: skip
 """``paintrnn train NAME OPTIONS RUN_DIR`` of the tiny models ``paintrnn demo --train`` makes (bundled data)."""
