@@ -215,8 +215,7 @@ def load_painter(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     ckpt = load_checkpoint(path, device, kind=KIND)
     spec = PainterSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["extra"]["spec"].items()})
     painter = Painter(spec).to(device)
-    weights = {k.removeprefix("painter."): v for k, v in ckpt["model"].items() if not k.startswith("critic.")}
-    painter.load_state_dict(weights)
+    painter.load_state_dict(ckpt["model"])
     return painter.eval(), ckpt
 
 
