@@ -252,10 +252,11 @@ def train_ppo(cfg: PPOConfig, hooks: PPOHooks | None = None) -> Painter:
         if done % cfg.log_every == 0 or done == cfg.iterations:
             row = {
                 "episode_return": batch["returns_ep"],
-                "final_l2": batch["final_l2"],
                 **stats,
                 "minutes": prior_minutes + (time.time() - t0) / 60,
             }
+            if np.isfinite(batch["final_l2"]):  # envs with a target report their final L2 distance
+                row["final_l2"] = batch["final_l2"]
             if test is not None and spec.action == "continuous":
                 mse = evaluate_mse(painter, test, cfg.steps * cfg.strokes_per_step)
                 row.update(
