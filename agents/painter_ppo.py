@@ -105,7 +105,7 @@ class PPOConfig:
     iterations: int = 500
     """PPO iterations (rollout + update)."""
     lr: float = 3e-4
-    """Adam learning rate (linear decay to 10%)."""
+    """Adam learning rate (linear decay to a tenth)."""
     update_epochs: int = 4
     """Passes over each rollout."""
     minibatches: int = 4

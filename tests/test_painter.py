@@ -249,3 +249,12 @@ def test_ddp_two_cpu_processes_keep_parameters_identical_and_only_rank0_writes(t
     # The ranks saw different data: one rank alone ends elsewhere.
     solo = bp.train_backprop(tiny_config(tmp_path / "solo", iters=3, log_every=3, checkpoint_every=3))
     assert not all(torch.equal(p, solo.state_dict()[n]) for n, p in r0["params"].items())
+
+
+@pytest.mark.parametrize("mode", ["backprop", "ppo", "gan"])
+def test_every_mode_has_a_working_help(mode, capsys):
+    from paintrnn.agents.painter_train import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([mode, "--help"])
+    assert exit_info.value.code == 0 and "--run-dir" in capsys.readouterr().out
