@@ -258,3 +258,13 @@ def test_every_mode_has_a_working_help(mode, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([mode, "--help"])
     assert exit_info.value.code == 0 and "--run-dir" in capsys.readouterr().out
+
+
+def test_unconditional_painter_samples_different_doodles_only_with_a_generator():
+    torch.manual_seed(0)
+    p = Painter(PainterSpec(conditional=False, strokes_per_step=2, **TINY))
+    same, _ = paint(p, None, 2, 16, 16, batch=3)
+    assert torch.equal(same[0], same[1]) and torch.equal(same[1], same[2])
+    g = torch.Generator().manual_seed(0)
+    sampled, strokes = paint(p, None, 2, 16, 16, batch=3, generator=g)
+    assert strokes.shape == (3, 4, 11) and not torch.equal(sampled[0], sampled[1])
