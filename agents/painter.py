@@ -215,8 +215,7 @@ def load_painter(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     ckpt = load_checkpoint(path, device, kind=KIND)
     spec = PainterSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["extra"]["spec"].items()})
     painter = Painter(spec).to(device)
-    weights = {k.removeprefix("painter."): v for k, v in ckpt["model"].items() if not k.startswith("critic.")}
-    painter.load_state_dict(weights)
+    painter.load_state_dict(ckpt["model"])
     return painter.eval(), ckpt
 
 
@@ -227,7 +226,13 @@ def _sample(logits: Tensor, generator: torch.Generator | None) -> Tensor:
 
 @torch.no_grad()
 def paint(
-    painter: Painter, target: Tensor | None, steps: int, height: int = 64, width: int = 64, batch: int = 1
+    painter: Painter,
+    target: Tensor | None,
+    steps: int,
+    height: int = 64,
+    width: int = 64,
+    batch: int = 1,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Deterministic hard-rendered episodes of a continuous painter.
 
@@ -247,7 +252,11 @@ def paint(
     frames, all_strokes = [], []
     for _ in range(steps):
         out, state, _ = painter.step(canvas, state, target)
-        strokes = painter.strokes(out.mean)
+        u = out.mean
+        if generator is not None:
+            noise = torch.randn(u.shape, generator=generator, dtype=u.dtype).to(u.device)
+            u = u + out.log_std.exp() * noise
+        strokes = painter.strokes(u)
         for k in range(strokes.shape[1]):
             canvas = render_strokes(strokes[:, k : k + 1], canvas, mode="hard")
             frames.append(canvas)

@@ -73,7 +73,7 @@ class BackpropConfig:
     iters: int = 3000
     """Optimiser steps."""
     lr: float = 1e-3
-    """Adam learning rate (cosine decay to 5% after a short warm-up)."""
+    """Adam learning rate (cosine decay to a twentieth after a short warm-up)."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
     sharpness: float = 2.0

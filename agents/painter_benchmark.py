@@ -53,6 +53,8 @@ class BenchmarkConfig:
     """Adam steps per image for the baseline (--quick: 60)."""
     seed: int = 0
     """Seed of the baseline's initial strokes and of any training done here."""
+    note: str = ""
+    """Free text stored in the JSON's budget (e.g. how and where the runs were trained)."""
     threads: int = 1
     """torch CPU threads (0 = torch's default); one thread is much faster on a shared, busy CPU."""
 
@@ -102,7 +104,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
     data_dir = find_data_dir(cfg)
     data_cfg = BackpropConfig(data_dir=data_dir)
     test = load_targets(data_cfg, "test")[:n_test]
-    rows, budget = [], {}
+    rows, budget = [], {"note": cfg.note} if cfg.note else {}
     blank = float((to_canvas(test, 64) ** 2).mean())
     rows.append({"name": "blank canvas", "mse_5": blank, "mse_10": blank, "n_test": len(test), "seconds": 0.0})
 

@@ -32,17 +32,19 @@ def episode_frames(
     size: int = 64,
     nrow: int | None = None,
     scale: int = 2,
+    seed: int = 0,
 ) -> np.ndarray:
     """Frames ``(1 + steps * k, H', W'[, 3])`` uint8 of ``n`` episodes painted stroke by stroke, in a grid.
 
     ``targets`` ``(N, C, H, W)`` (conditional painters; each canvas is shown beside its target) or ``None``
-    (unconditional painters: ``n`` episodes on ``size x size`` canvases).
+    (unconditional painters: ``n`` episodes on ``size x size`` canvases, actions sampled with ``seed``).
     """
     if painter.spec.conditional:
         if targets is None:
             raise ValueError("a conditional painter needs targets to paint")
         targets = prepare_images(targets.to(next(painter.parameters()).device), painter.spec.channels, None)
-    canvases, _ = paint(painter, targets, steps, size, size, batch=n)  # (N, T, C, H, W)
+    sampled = None if painter.spec.conditional else torch.Generator().manual_seed(seed)
+    canvases, _ = paint(painter, targets, steps, size, size, batch=n, generator=sampled)  # (N, T, C, H, W)
     canvases = torch.cat([torch.zeros_like(canvases[:, :1]), canvases], 1)
     clips = canvases.permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, T+1, H, W, C)
     clips = clips[..., 0] if clips.shape[-1] == 1 else clips
@@ -56,7 +58,8 @@ def episode_frames(
 
 def episode_svg(painter: Painter, target: Tensor | None, steps: int, size: int = 64) -> str:
     """SVG of the strokes of one episode (``target`` ``(1, C, H, W)``, or ``None`` when unconditional)."""
-    _, strokes = paint(painter, target, steps, size, size)
+    sampled = None if painter.spec.conditional else torch.Generator().manual_seed(0)
+    _, strokes = paint(painter, target, steps, size, size, generator=sampled)
     return strokes_to_svg(strokes[0].cpu(), size, size)
 
 

@@ -105,7 +105,7 @@ class PPOConfig:
     iterations: int = 500
     """PPO iterations (rollout + update)."""
     lr: float = 3e-4
-    """Adam learning rate (linear decay to 10%)."""
+    """Adam learning rate (linear decay to a tenth)."""
     update_epochs: int = 4
     """Passes over each rollout."""
     minibatches: int = 4
@@ -252,10 +252,11 @@ def train_ppo(cfg: PPOConfig, hooks: PPOHooks | None = None) -> Painter:
         if done % cfg.log_every == 0 or done == cfg.iterations:
             row = {
                 "episode_return": batch["returns_ep"],
-                "final_l2": batch["final_l2"],
                 **stats,
                 "minutes": prior_minutes + (time.time() - t0) / 60,
             }
+            if np.isfinite(batch["final_l2"]):  # envs with a target report their final L2 distance
+                row["final_l2"] = batch["final_l2"]
             if test is not None and spec.action == "continuous":
                 mse = evaluate_mse(painter, test, cfg.steps * cfg.strokes_per_step)
                 row.update(

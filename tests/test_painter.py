@@ -249,3 +249,22 @@ def test_ddp_two_cpu_processes_keep_parameters_identical_and_only_rank0_writes(t
     # The ranks saw different data: one rank alone ends elsewhere.
     solo = bp.train_backprop(tiny_config(tmp_path / "solo", iters=3, log_every=3, checkpoint_every=3))
     assert not all(torch.equal(p, solo.state_dict()[n]) for n, p in r0["params"].items())
+
+
+@pytest.mark.parametrize("mode", ["backprop", "ppo", "gan"])
+def test_every_mode_has_a_working_help(mode, capsys):
+    from paintrnn.agents.painter_train import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([mode, "--help"])
+    assert exit_info.value.code == 0 and "--run-dir" in capsys.readouterr().out
+
+
+def test_unconditional_painter_samples_different_doodles_only_with_a_generator():
+    torch.manual_seed(0)
+    p = Painter(PainterSpec(conditional=False, strokes_per_step=2, **TINY))
+    same, _ = paint(p, None, 2, 16, 16, batch=3)
+    assert torch.equal(same[0], same[1]) and torch.equal(same[1], same[2])
+    g = torch.Generator().manual_seed(0)
+    sampled, strokes = paint(p, None, 2, 16, 16, batch=3, generator=g)
+    assert strokes.shape == (3, 4, 11) and not torch.equal(sampled[0], sampled[1])
