@@ -66,11 +66,11 @@ STROKE_FIELDS: tuple[str, ...] = ("x0", "y0", "x1", "y1", "x2", "y2", "r0", "r2"
 
 _LIMITS = {0: (0.0, 1.0), 6: (0.0, 0.5), 8: (0.0, 1.0)}  # first index of a group -> clamp range
 _BLOCK = 8  # side of the pixel blocks that are culled or evaluated together
-_CHORD_TOL = 0.125  # max distance (px) between the chords and the curve
-_MAX_CHORDS = 64
+_STRAIGHT = 1e-6  # |a|^2 <= _STRAIGHT |b|^2 (a = P0 - 2 P1 + P2, b = P1 - P0): solved as a straight segment
+_CULL_TOL = 0.05  # px added to the cull radius, far above the rounding error of a block centre's distance
 _TAIL = 16.0  # soft mode: coverage below exp(-_TAIL) is dropped
-_AUTO_COMPILE_WORK = 1 << 23  # pixel x chord evaluations above which backend="auto" compiles
-_CHUNK = 1 << 22  # eager: elements per chunk of the (pixels, chords) search
+_AUTO_COMPILE_PIXELS = 1 << 18  # strokes x canvas pixels from which backend="auto" compiles
+_CHUNK_PAIRS = 1 << 16  # render_strokes: at most this many (stroke, block) pairs per chunk of stroke indices
 
 
 def stroke_size(channels: int) -> int:
@@ -104,24 +104,70 @@ def _check_strokes(strokes: Tensor) -> Tensor:
     return torch.minimum(torch.maximum(strokes, lo), hi)
 
 
-def _bezier(p0: Tensor, p1: Tensor, p2: Tensor, t: Tensor) -> Tensor:
-    s = 1 - t
-    return s * s * p0 + 2 * s * t * p1 + t * t * p2
+def _closest(px: Tensor, py: Tensor, x0: Tensor, y0: Tensor, x1: Tensor, y1: Tensor, x2: Tensor, y2: Tensor):
+    """Closest point of each quadratic Bézier to each point, in closed form: ``(t*, |B(t*) - p|^2)``.
 
-
-def _nearest_chord(px: Tensor, py: Tensor, vx: Tensor, vy: Tensor) -> tuple[Tensor, Tensor]:
-    """Squared distance and index of the nearest chord of a polyline, for each point.
-
-    ``px, py``: ``(M, P)`` points; ``vx, vy``: ``(M, n + 1)`` polyline vertices. Returns ``(M, P)`` each.
+    All arguments broadcast (points ``(M, P)``, curves ``(M, 1)``). With ``m = P0 - p``, ``b = P1 - P0``,
+    ``a = P0 - 2 P1 + P2`` the curve is ``B(t) - p = m + 2 b t + a t^2`` and ``d/dt |B(t) - p|^2 = 0`` is the
+    cubic ``(a.a) t^3 + 3 (a.b) t^2 + (2 b.b + m.a) t + m.b = 0``, solved by Cardano (one real root) or the
+    trigonometric form (three; the middle one is a maximum), or as a straight segment when ``a.a`` is
+    negligible. The candidates, clamped to [0, 1], and both ends are compared; one guarded Newton step
+    polishes the winner. Not differentiated (callers detach the inputs).
     """
-    ax, ay = vx[:, None, :-1], vy[:, None, :-1]  # (M, 1, n)
-    dx, dy = vx[:, None, 1:] - ax, vy[:, None, 1:] - ay
-    inv = 1.0 / (dx * dx + dy * dy).clamp_min(1e-12)
-    wx, wy = px[..., None] - ax, py[..., None] - ay  # (M, P, n)
-    u = ((wx * dx + wy * dy) * inv).clamp(0.0, 1.0)
-    ex, ey = wx - u * dx, wy - u * dy
-    d2, j = (ex * ex + ey * ey).min(-1)
-    return d2, j
+    bx, by = x1 - x0, y1 - y0
+    ax, ay = x0 - 2 * x1 + x2, y0 - 2 * y1 + y2
+    mx, my = x0 - px, y0 - py
+    aa, ab, bb = ax * ax + ay * ay, ax * bx + ay * by, bx * bx + by * by
+    ma, mb = mx * ax + my * ay, mx * bx + my * by
+    straight = aa <= _STRAIGHT * bb + 1e-30
+    kk = 1.0 / torch.where(straight, 1.0, aa)
+    kx, ky, kz = ab * kk, (2 * bb + ma) * kk / 3, mb * kk  # t^3 + 3 kx t^2 + 3 ky t + kz = 0
+    p, q = ky - kx * kx, kx * (2 * kx * kx - 3 * ky) + kz  # t = u - kx: u^3 + 3 p u + q = 0
+    h = q * q + 4 * p * p * p
+    one = h >= 0  # one real root: Cardano, with the cube root of the larger-magnitude term (no cancellation)
+    w = -0.5 * (q + torch.copysign(torch.sqrt(h.clamp_min(0.0)), q))
+    c = torch.copysign(w.abs().pow(1.0 / 3.0), w)
+    u1 = c - p / torch.where(c == 0, 1.0, c)
+    z = torch.sqrt((-p).clamp_min(0.0))  # three real roots: 2 z cos(v - 2 pi k / 3)
+    v = torch.acos((q / torch.where(one, -1.0, 2 * p * z)).clamp(-1.0, 1.0)) / 3
+    cv, sv = torch.cos(v), torch.sin(v) * math.sqrt(3.0)
+    line = -mb / (2 * bb).clamp_min(1e-30)  # straight segment: closest point of P0 + 2 b t
+    ta = torch.where(straight, line, torch.where(one, u1, 2 * cv * z) - kx).clamp(0.0, 1.0)
+    tb = torch.where(straight, line, torch.where(one, u1, -(cv + sv) * z) - kx).clamp(0.0, 1.0)
+
+    def dist2(t: Tensor) -> Tensor:
+        ex, ey = mx + (2 * bx + ax * t) * t, my + (2 * by + ay * t) * t
+        return ex * ex + ey * ey
+
+    best_t, best = ta, dist2(ta)
+    for t in (tb, torch.zeros_like(ta), torch.ones_like(ta)):
+        d2 = dist2(t)
+        best_t, best = torch.where(d2 < best, t, best_t), torch.minimum(d2, best)
+    vx, vy = bx + ax * best_t, by + ay * best_t  # B'(t) / 2
+    ex, ey = mx + (2 * bx + ax * best_t) * best_t, my + (2 * by + ay * best_t) * best_t
+    g1 = 2 * (vx * vx + vy * vy) + ex * ax + ey * ay
+    t1 = (best_t - (ex * vx + ey * vy) / torch.where(g1 > 0, g1, 1.0)).clamp(0.0, 1.0)
+    d2 = dist2(t1)
+    keep = (d2 < best) & (g1 > 0)
+    return torch.where(keep, t1, best_t), torch.where(keep, d2, best)
+
+
+def _newton(t: Tensor, px: Tensor, py: Tensor, x0, y0, x1, y1, x2, y2) -> Tensor:
+    """One differentiable Newton step on ``g(t) = (B(t) - p) . B'(t)`` from the detached closest point ``t``.
+
+    At a converged interior ``t`` the step's value is ``t`` and its gradient the implicit-function one,
+    ``dt*/dθ = -(∂g/∂θ) / g'``, so the cubic solve never enters the backward pass. Where ``t`` sits at an
+    end (the constraint is active), ``g'`` is tiny (medial axis) or the step is not small, ``t`` is kept.
+    """
+    bx, by = x1 - x0, y1 - y0
+    ax, ay = x0 - 2 * x1 + x2, y0 - 2 * y1 + y2
+    vx, vy = bx + ax * t, by + ay * t  # B'(t) / 2
+    ex, ey = x0 - px + (2 * bx + ax * t) * t, y0 - py + (2 * by + ay * t) * t  # B(t) - p
+    g, v2 = ex * vx + ey * vy, vx * vx + vy * vy
+    g1 = 2 * v2 + ex * ax + ey * ay  # g'(t) / 2
+    step = g / torch.where(g1 > 0, g1, 1.0)
+    ok = (t > 0) & (t < 1) & (g1.detach() > 1e-4 * v2.detach()) & (step.detach().abs() < 1e-3)
+    return torch.where(ok, (t - step).clamp(0.0, 1.0), t)
 
 
 def _soft_step(x: Tensor, s: float) -> Tensor:
@@ -131,50 +177,130 @@ def _soft_step(x: Tensor, s: float) -> Tensor:
     return torch.where(x > 0, 1 - g, g)
 
 
-def _alpha(px: Tensor, py: Tensor, j: Tensor, prm: Tensor, n: int, soft: bool, sharpness: float) -> Tensor:
-    """Alpha of each pixel given its nearest chord ``j``. ``px, py, j``: ``(M, P)``; ``prm``: ``(M, 10)`` in px."""
-    x0, y0, x1, y1, x2, y2, r0, r2, a0, a2 = (p[:, None] for p in prm.unbind(-1))  # (M, 1) each
-    ta = j / n  # chord j runs from B(ta) to B(ta + 1/n)
-    ax, ay = _bezier(x0, x1, x2, ta), _bezier(y0, y1, y2, ta)
-    dx, dy = _bezier(x0, x1, x2, ta + 1.0 / n) - ax, _bezier(y0, y1, y2, ta + 1.0 / n) - ay
-    u = ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy).clamp_min(1e-12)
-    t0 = ta + u.clamp(0.0, 1.0) / n
-    # One Newton step on g(t) = (B(t) - p) . B'(t) = 0, kept only where it brings the curve point closer.
-    cx, cy = _bezier(x0, x1, x2, t0) - px, _bezier(y0, y1, y2, t0) - py
-    vx, vy = 2 * ((1 - t0) * (x1 - x0) + t0 * (x2 - x1)), 2 * ((1 - t0) * (y1 - y0) + t0 * (y2 - y1))
-    h = vx * vx + vy * vy + 2 * (cx * (x0 - 2 * x1 + x2) + cy * (y0 - 2 * y1 + y2))
-    t1 = (t0 - (cx * vx + cy * vy) / h.clamp_min(1e-9)).clamp(0.0, 1.0)
-    ex, ey = _bezier(x0, x1, x2, t1) - px, _bezier(y0, y1, y2, t1) - py
-    d0, d1 = cx * cx + cy * cy, ex * ex + ey * ey
-    better = (d1 < d0) & (h > 1e-9)
-    t = torch.where(better, t1, t0)
-    d = torch.sqrt(torch.where(better, d1, d0) + 1e-12)
+def _cull(prm: Tensor, nb_y: int, nb_x: int, reach: Tensor) -> Tensor:
+    """``(N, nb_y nb_x)`` mask of the 8x8 blocks whose centre is within ``reach`` (N,) px of each curve."""
+    blocks = torch.arange(nb_y * nb_x, device=prm.device)
+    cx = ((blocks % nb_x) * _BLOCK + _BLOCK / 2).to(prm.dtype)  # (nb,) block centres
+    cy = ((blocks // nb_x) * _BLOCK + _BLOCK / 2).to(prm.dtype)
+    _, d2 = _closest(cx, cy, *(prm[:, i, None] for i in range(6)))  # (N, nb)
+    return d2 <= (reach * reach)[:, None]
+
+
+def _pixels(bi: Tensor, nb_x: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Pixel centres ``(M, 64)`` of the 8x8 blocks ``bi`` (M,) (row-major over a grid ``nb_x`` blocks wide)."""
+    off = torch.arange(_BLOCK * _BLOCK, device=bi.device)
+    px = ((bi % nb_x)[:, None] * _BLOCK + off % _BLOCK).to(dtype) + 0.5
+    py = ((bi // nb_x)[:, None] * _BLOCK + off // _BLOCK).to(dtype) + 0.5
+    return px, py
+
+
+def _solve(q: Tensor, bi: Tensor, nb_x: int) -> Tensor:
+    """Closest-point parameter ``t*`` ``(M, 64)`` of stroke ``q`` (M, 10) (in px) on the pixels of block ``bi``."""
+    px, py = _pixels(bi, nb_x, q.dtype)
+    return _closest(px, py, *(v[:, None] for v in q[:, :6].unbind(-1)))[0]
+
+
+def _alpha(q: Tensor, bi: Tensor, nb_x: int, t: Tensor | None, soft: bool, sharpness: float) -> Tensor:
+    """Alpha ``(M, 64)`` of stroke ``q`` (M, 10) (in px) on the pixels of block ``bi`` (M,).
+
+    ``t``: the detached ``t*`` of :func:`_solve`, or ``None`` to solve here (one fused kernel, for calls
+    without gradients). Passed in, it keeps the cubic solve out of a compiled kernel's backward pass.
+    """
+    px, py = _pixels(bi, nb_x, q.dtype)
+    x0, y0, x1, y1, x2, y2, r0, r2, a0, a2 = (v[:, None] for v in q.unbind(-1))  # (M, 1) each
+    if t is None:
+        t = _closest(px, py, *(v.detach() for v in (x0, y0, x1, y1, x2, y2)))[0]
+    t = _newton(t, px, py, x0, y0, x1, y1, x2, y2)
+    ex = x0 - px + (2 * (x1 - x0) + (x0 - 2 * x1 + x2) * t) * t  # B(t) - p
+    ey = y0 - py + (2 * (y1 - y0) + (y0 - 2 * y1 + y2) * t) * t
+    d = torch.sqrt(ex * ex + ey * ey + 1e-12)
     r, a = r0 + (r2 - r0) * t, a0 + (a2 - a0) * t
     if soft:
         return a * (_soft_step(r - d, sharpness) - _soft_step(-r - d, sharpness))
     return a * ((r - d + 0.5).clamp(0.0, 1.0) - (0.5 - r - d).clamp(0.0, 1.0))
 
 
+def _gather_alpha(alpha: Tensor, lut: Tensor, height: int, width: int) -> Tensor:
+    """Dense ``(B, H, W)`` alpha from block alpha ``(m, 64)`` and ``lut`` (B, blocks): row of each block or -1."""
+    y = torch.arange(height, device=alpha.device)[:, None]
+    x = torch.arange(width, device=alpha.device)[None, :]
+    row = lut[:, (y // _BLOCK) * -(-width // _BLOCK) + x // _BLOCK]  # (B, H, W)
+    a = alpha.view(-1)[row.clamp_min(0) * (_BLOCK * _BLOCK) + (y % _BLOCK) * _BLOCK + x % _BLOCK]
+    return torch.where(row >= 0, a, 0.0)
+
+
+def _composite(canvas: Tensor | None, colour: Tensor, alpha: Tensor, lut: Tensor, height: int, width: int) -> Tensor:
+    """``canvas + a (colour - canvas)`` (``(B, C, H, W)``; ``None`` = black) in one pass; ``colour``: (B, C)."""
+    a = _gather_alpha(alpha, lut, height, width)[:, None]  # (B, 1, H, W)
+    c = colour[:, :, None, None]
+    return c * a if canvas is None else canvas + a * (c - canvas)
+
+
+def _composite_grad(
+    grad: Tensor, canvas: Tensor | None, colour: Tensor, alpha: Tensor, lut: Tensor, b: Tensor, bi: Tensor, full: bool
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """Gradients of :func:`_composite` w.r.t. canvas (if ``full``), colour and alpha, given ``grad`` (B, C, H, W).
+
+    Block ``bi`` (m,) of canvas ``b`` (m,) holds alpha row ``m``: the colour and alpha gradients only gather
+    ``grad`` at those pixels; only the canvas gradient is dense.
+    """
+    B, C, H, W = grad.shape
+    nb_x = -(-W // _BLOCK)
+    off = torch.arange(_BLOCK * _BLOCK, device=grad.device)
+    y = (bi // nb_x)[:, None] * _BLOCK + off // _BLOCK  # (m, 64)
+    x = (bi % nb_x)[:, None] * _BLOCK + off % _BLOCK
+    inside = ((y < H) & (x < W))[:, None]  # (m, 1, 64): padding pixels of edge blocks are not on the canvas
+    at = (
+        b[:, None, None],
+        torch.arange(C, device=grad.device)[None, :, None],
+        y.clamp(max=H - 1)[:, None],
+        x.clamp(max=W - 1)[:, None],
+    )
+    g = torch.where(inside, grad[at], 0.0)  # (m, C, 64)
+    base = colour[b][:, :, None] if canvas is None else colour[b][:, :, None] - canvas[at]
+    grad_colour = colour.new_zeros(B, C).index_add(0, b, (g * alpha[:, None]).sum(2))
+    grad_canvas = grad * (1 - _gather_alpha(alpha, lut, H, W)[:, None]) if full else None
+    return grad_canvas, grad_colour, (g * base).sum(1)
+
+
+class _Composite(torch.autograd.Function):
+    """:func:`_composite` with the gather-only backward of :func:`_composite_grad` (no dense temporaries)."""
+
+    @staticmethod
+    def forward(ctx, canvas, colour, alpha, lut, b, bi, height, width, kern):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(canvas, colour, alpha, lut, b, bi)
+        ctx.kern = kern
+        return kern.run("composite", canvas, colour, alpha, lut, height, width)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        canvas, colour, alpha, lut, b, bi = ctx.saved_tensors
+        full = canvas is not None and ctx.needs_input_grad[0]
+        g_canvas, g_colour, g_alpha = ctx.kern.run("composite_grad", grad, canvas, colour, alpha, lut, b, bi, full)
+        return g_canvas, g_colour, g_alpha, None, None, None, None, None, None
+
+
+_EAGER = {"cull": _cull, "solve": _solve, "alpha": _alpha, "composite": _composite, "composite_grad": _composite_grad}
+
+
 class _Kernels:
-    """The two inner kernels, eager or ``torch.compile``-d (compiled lazily, eager fallback on failure)."""
+    """The kernels of ``_EAGER``, eager or ``torch.compile``-d (compiled lazily, eager fallback on failure)."""
 
     def __init__(self, compiled: bool) -> None:
-        self.search: Callable[..., tuple[Tensor, Tensor]] = _nearest_chord
-        self.alpha: Callable[..., Tensor] = _alpha
         self.compiled = compiled
+        self.fns: dict[str, Callable[..., object]] = dict(_EAGER)
         if compiled:
-            self.search = torch.compile(_nearest_chord, dynamic=True)
-            self.alpha = torch.compile(_alpha, dynamic=True)
+            self.fns = {name: torch.compile(fn, dynamic=True) for name, fn in _EAGER.items()}
 
     def run(self, name: str, *args: object) -> object:
         try:
-            return getattr(self, name)(*args)
+            return self.fns[name](*args)
         except Exception as err:  # a missing/broken compiler: fall back to eager for good
             if not self.compiled:
                 raise
             warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); using eager PyTorch", stacklevel=3)
-            self.compiled, self.search, self.alpha = False, _nearest_chord, _alpha
-            return getattr(self, name)(*args)
+            self.compiled, self.fns = False, dict(_EAGER)
+            return self.fns[name](*args)
 
 
 @functools.cache
@@ -182,15 +308,9 @@ def _kernels(compiled: bool) -> _Kernels:
     return _Kernels(compiled)
 
 
-def _search(kern: _Kernels, px: Tensor, py: Tensor, vx: Tensor, vy: Tensor) -> tuple[Tensor, Tensor]:
-    if kern.compiled:
-        return kern.run("search", px, py, vx, vy)
-    rows = max(1, _CHUNK // max(1, px.shape[1] * (vx.shape[1] - 1)))  # bound the (M, P, n) intermediates
-    parts = [
-        _nearest_chord(px[i : i + rows], py[i : i + rows], vx[i : i + rows], vy[i : i + rows])
-        for i in range(0, px.shape[0], rows)
-    ]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+def _pick(backend: str, pixels: int) -> _Kernels:
+    """The kernels for ``backend``; ``"auto"`` compiles calls of at least ``_AUTO_COMPILE_PIXELS`` stroke pixels."""
+    return _kernels(backend == "compiled" or (backend == "auto" and pixels >= _AUTO_COMPILE_PIXELS))
 
 
 def _check_options(mode: str, sharpness: float, backend: str) -> None:
@@ -208,36 +328,33 @@ def _block_alpha(
     """Alpha on the 8x8 blocks near each stroke of clamped ``(N, 10 + C)`` strokes.
 
     Returns ``si`` (M,) stroke index, ``bi`` (M,) block index (row-major over the ``ceil(H/8) x ceil(W/8)``
-    block grid) and ``alpha`` (M, 64) over the block's pixels (row-major); every other pixel has alpha 0.
+    block grid), sorted by ``si``, and ``alpha`` (M, 64) over the block's pixels (row-major); every other
+    pixel has alpha 0.
     """
     N, H, W, S = strokes.shape[0], height, width, min(height, width)
     prm = strokes[:, :10] * strokes.new_tensor([W, H, W, H, W, H, S, S, 1.0, 1.0])  # (N, 10) in pixels
-    nb_x = -(-W // _BLOCK)
-    nb = -(-H // _BLOCK) * nb_x
+    nb_y, nb_x = -(-H // _BLOCK), -(-W // _BLOCK)
+    kern = _pick(backend, N * H * W)
     with torch.no_grad():
         p = prm.detach()
-        bend = torch.hypot(p[:, 0] - 2 * p[:, 2] + p[:, 4], p[:, 1] - 2 * p[:, 3] + p[:, 5])  # |B''| / 2
-        n = int(min(_MAX_CHORDS, max(1, math.ceil(math.sqrt(float(bend.max()) / (4 * _CHORD_TOL))))))
-        tv = torch.linspace(0, 1, n + 1, dtype=p.dtype, device=p.device)
-        vx, vy = _bezier(p[:, 0:1], p[:, 2:3], p[:, 4:5], tv), _bezier(p[:, 1:2], p[:, 3:4], p[:, 5:6], tv)
-        # Conservative cull of 8x8 blocks: nothing within reach of the curve (radius + filter + tails).
+        # Conservative cull: a pixel centre is at most 3.5 sqrt(2) px from its block's centre, and it has
+        # alpha > 0 only within radius + 1/2 (+ the soft tails) of the curve.
         reach = p[:, 6:8].amax(1) + 0.5 + (_TAIL / sharpness if mode == "soft" else 0.0)
-        reach = reach + _CHORD_TOL + _BLOCK / math.sqrt(2) + 1e-3
-        blocks = torch.arange(nb, device=p.device)
-        cx = ((blocks % nb_x + 0.5) * _BLOCK).to(p.dtype).expand(N, nb).contiguous()  # (N, nb) block centres
-        cy = ((blocks // nb_x + 0.5) * _BLOCK).to(p.dtype).expand(N, nb).contiguous()
-        work = N * nb * _BLOCK * _BLOCK * n
-        kern = _kernels(backend == "compiled" or (backend == "auto" and work > _AUTO_COMPILE_WORK))
-        d2, _ = _search(kern, cx, cy, vx, vy)
-        si, bi = (d2 <= reach[:, None] ** 2).nonzero(as_tuple=True)  # (M,) active (stroke, block) pairs
-        off = torch.arange(_BLOCK * _BLOCK, device=p.device)
-        px = ((bi % nb_x)[:, None] * _BLOCK + off % _BLOCK + 0.5).to(p.dtype)  # (M, 64) pixel centres
-        py = ((bi // nb_x)[:, None] * _BLOCK + off // _BLOCK + 0.5).to(p.dtype)
-        _, j = _search(kern, px, py, vx[si], vy[si])
+        reach = reach + (_BLOCK - 1) / math.sqrt(2) + _CULL_TOL
+        si, bi = kern.run("cull", p, nb_y, nb_x, reach).nonzero(as_tuple=True)  # (M,) active pairs
     if si.numel() == 0:
         return si, bi, prm.new_zeros(0, _BLOCK * _BLOCK)
-    alpha = kern.run("alpha", px, py, j.to(p.dtype), prm[si], n, mode == "soft", float(sharpness))  # (M, 64)
-    return si, bi, alpha
+    q = prm[si]  # (M, 10); gathered here so that the kernels' backward reduces over each block's pixels
+    t = kern.run("solve", q.detach(), bi, nb_x) if torch.is_grad_enabled() and q.requires_grad else None
+    return si, bi, kern.run("alpha", q, bi, nb_x, t, mode == "soft", float(sharpness))  # (M, 64)
+
+
+def _dense(si: Tensor, bi: Tensor, alpha: Tensor, n: int, height: int, width: int) -> Tensor:
+    """Scatter the block alpha of :func:`_block_alpha` into ``(n, height, width)`` maps (zero elsewhere)."""
+    nb_y, nb_x = -(-height // _BLOCK), -(-width // _BLOCK)
+    out = alpha.new_zeros(n, nb_y, _BLOCK, nb_x, _BLOCK)
+    out[si, bi // nb_x, :, bi % nb_x, :] = alpha.view(-1, _BLOCK, _BLOCK)
+    return out.view(n, nb_y * _BLOCK, nb_x * _BLOCK)[:, :height, :width]
 
 
 def stroke_coverage(
@@ -259,11 +376,8 @@ def stroke_coverage(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     _check_options(mode, sharpness, backend)
     B, K = strokes.shape[:2]
-    nb_y, nb_x = -(-height // _BLOCK), -(-width // _BLOCK)
     si, bi, alpha = _block_alpha(strokes.reshape(B * K, -1), height, width, mode, sharpness, backend)
-    out = alpha.new_zeros(B * K, nb_y * nb_x, _BLOCK * _BLOCK).index_put((si, bi), alpha)
-    out = out.view(B * K, nb_y, nb_x, _BLOCK, _BLOCK).transpose(2, 3).reshape(B * K, nb_y * _BLOCK, -1)
-    return out[:, :height, :width].reshape(B, K, height, width)
+    return _dense(si, bi, alpha, B * K, height, width).reshape(B, K, height, width)
 
 
 def render_strokes(
@@ -292,7 +406,6 @@ def render_strokes(
         for name, value in (("height", height), ("width", width)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int when no canvas is given, got {value!r}")
-        canvas = strokes.new_zeros(B, C, height, width)
     else:
         if not isinstance(canvas, Tensor) or canvas.ndim != 4:
             raise ValueError(f"canvas must be a (B, C, H, W) tensor, got {getattr(canvas, 'shape', canvas)!r}")
@@ -312,24 +425,26 @@ def render_strokes(
             raise ValueError("canvas contains NaN or inf")
         height, width = canvas.shape[2], canvas.shape[3]
     H, W = height, width
-    nb_y, nb_x = -(-H // _BLOCK), -(-W // _BLOCK)
-    Hp, Wp = nb_y * _BLOCK, nb_x * _BLOCK
-    out = F.pad(canvas, (0, Wp - W, 0, Hp - H)) if (Hp, Wp) != (H, W) else canvas.clone()
-    blocks = out.view(B, C, nb_y, _BLOCK, nb_x, _BLOCK)  # a view: writes below land in `out`
-    colour = strokes[..., len(STROKE_FIELDS) :]  # (B, K, C)
-    per_chunk = max(1, (1 << 20) // max(1, B * nb_y * nb_x))  # bound the number of (stroke, block) pairs
+    nb = -(-H // _BLOCK) * -(-W // _BLOCK)
+    kern = _pick(backend, B * K * H * W)
+    out = canvas
+    per_chunk = max(1, _CHUNK_PAIRS // (B * nb))  # bound the (stroke, block) pairs of one chunk
     for k0 in range(0, K, per_chunk):
-        chunk = strokes[:, k0 : k0 + per_chunk]  # (B, k, 10 + C)
-        k = chunk.shape[1]
-        si, bi, alpha = _block_alpha(chunk.reshape(B * k, -1), H, W, mode, sharpness, backend)
-        for kk in range(k):  # in order: the pairs of one stroke index touch distinct blocks
-            sel = (si % k == kk).nonzero().squeeze(1)
-            b, blk = si[sel] // k, bi[sel]
-            by, bx = blk // nb_x, blk % nb_x
-            old = blocks[b, :, by, :, bx, :]  # (m, C, 8, 8)
-            a = alpha[sel].view(-1, 1, _BLOCK, _BLOCK)
-            blocks[b, :, by, :, bx, :] = old + a * (colour[b, k0 + kk, :, None, None] - old)
-    return out[:, :, :H, :W]
+        chunk = strokes[:, k0 : k0 + per_chunk].transpose(0, 1)  # (k, B, 10 + C), stroke index major
+        k = chunk.shape[0]
+        si, bi, alpha = _block_alpha(chunk.reshape(k * B, -1), H, W, mode, sharpness, backend)
+        ends = [0] + torch.bincount(si // B, minlength=k).cumsum(0).tolist() if k > 1 else [0, si.numel()]
+        for kk in range(k):  # in order: canvas * (1 - alpha) + colour * alpha
+            rows = slice(ends[kk], ends[kk + 1])  # the blocks of stroke index k0 + kk (distinct per canvas)
+            if rows.stop == rows.start:
+                continue
+            b, blk = si[rows] - kk * B, bi[rows]
+            lut = torch.full((B, nb), -1, dtype=torch.long, device=si.device)
+            lut[b, blk] = torch.arange(rows.stop - rows.start, device=si.device)
+            out = _Composite.apply(out, chunk[kk, :, len(STROKE_FIELDS) :], alpha[rows], lut, b, blk, H, W, kern)
+    if out is None:
+        return strokes.new_zeros(B, C, H, W)
+    return out.clone() if out is canvas else out
 
 
 def demo_gif(path: str, n_strokes: int = 40, size: int = 128, seed: int = 0) -> Tensor:
