@@ -60,6 +60,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 STROKE_FIELDS: tuple[str, ...] = ("x0", "y0", "x1", "y1", "x2", "y2", "r0", "r2", "a0", "a2")
 """Names of the first ten entries of a stroke; the colour values ``c0 .. c{C-1}`` follow them."""
@@ -143,31 +144,15 @@ def _closest(px: Tensor, py: Tensor, x0: Tensor, y0: Tensor, x1: Tensor, y1: Ten
     for t in (tb, torch.zeros_like(ta), torch.ones_like(ta)):
         d2 = dist2(t)
         best_t, best = torch.where(d2 < best, t, best_t), torch.minimum(d2, best)
-    vx, vy = bx + ax * best_t, by + ay * best_t  # B'(t) / 2
-    ex, ey = mx + (2 * bx + ax * best_t) * best_t, my + (2 * by + ay * best_t) * best_t
-    g1 = 2 * (vx * vx + vy * vy) + ex * ax + ey * ay
-    t1 = (best_t - (ex * vx + ey * vy) / torch.where(g1 > 0, g1, 1.0)).clamp(0.0, 1.0)
-    d2 = dist2(t1)
-    keep = (d2 < best) & (g1 > 0)
-    return torch.where(keep, t1, best_t), torch.where(keep, d2, best)
-
-
-def _newton(t: Tensor, px: Tensor, py: Tensor, x0, y0, x1, y1, x2, y2) -> Tensor:
-    """One differentiable Newton step on ``g(t) = (B(t) - p) . B'(t)`` from the detached closest point ``t``.
-
-    At a converged interior ``t`` the step's value is ``t`` and its gradient the implicit-function one,
-    ``dt*/dθ = -(∂g/∂θ) / g'``, so the cubic solve never enters the backward pass. Where ``t`` sits at an
-    end (the constraint is active), ``g'`` is tiny (medial axis) or the step is not small, ``t`` is kept.
-    """
-    bx, by = x1 - x0, y1 - y0
-    ax, ay = x0 - 2 * x1 + x2, y0 - 2 * y1 + y2
-    vx, vy = bx + ax * t, by + ay * t  # B'(t) / 2
-    ex, ey = x0 - px + (2 * bx + ax * t) * t, y0 - py + (2 * by + ay * t) * t  # B(t) - p
-    g, v2 = ex * vx + ey * vy, vx * vx + vy * vy
-    g1 = 2 * v2 + ex * ax + ey * ay  # g'(t) / 2
-    step = g / torch.where(g1 > 0, g1, 1.0)
-    ok = (t > 0) & (t < 1) & (g1.detach() > 1e-4 * v2.detach()) & (step.detach().abs() < 1e-3)
-    return torch.where(ok, (t - step).clamp(0.0, 1.0), t)
+    for _ in range(2):  # guarded Newton steps on g(t) = (B(t) - p) . B'(t) / 2: kept where they get closer
+        vx, vy = bx + ax * best_t, by + ay * best_t  # B'(t) / 2
+        ex, ey = mx + (2 * bx + ax * best_t) * best_t, my + (2 * by + ay * best_t) * best_t
+        g1 = 2 * (vx * vx + vy * vy) + ex * ax + ey * ay
+        t1 = (best_t - (ex * vx + ey * vy) / torch.where(g1 > 0, g1, 1.0)).clamp(0.0, 1.0)
+        d2 = dist2(t1)
+        keep = (d2 < best) & (g1 > 0)
+        best_t, best = torch.where(keep, t1, best_t), torch.where(keep, d2, best)
+    return best_t, best
 
 
 def _soft_step(x: Tensor, s: float) -> Tensor:
@@ -194,30 +179,79 @@ def _pixels(bi: Tensor, nb_x: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     return px, py
 
 
-def _solve(q: Tensor, bi: Tensor, nb_x: int) -> Tensor:
-    """Closest-point parameter ``t*`` ``(M, 64)`` of stroke ``q`` (M, 10) (in px) on the pixels of block ``bi``."""
+def _coverage(r: Tensor, d: Tensor, soft: bool, s: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Coverage of a pixel at distance ``d`` from a stroke of radius ``r`` and its derivatives ``d/dr, d/dd``."""
+    if (
+        soft
+    ):  # S(x) = (softplus(s (x + 1/2)) - softplus(s (x - 1/2))) / s, S'(x) = sigma(s (x + 1/2)) - sigma(s (x - 1/2))
+        ds = [torch.sigmoid(s * (x + 0.5)) - torch.sigmoid(s * (x - 0.5)) for x in (r - d, -r - d)]
+        return _soft_step(r - d, s) - _soft_step(-r - d, s), ds[0] + ds[1], ds[1] - ds[0]
+    u, w = r - d + 0.5, 0.5 - r - d  # cov = clamp(u, 0, 1) - clamp(w, 0, 1)
+    du, dw = ((u >= 0) & (u <= 1)).to(r.dtype), ((w >= 0) & (w <= 1)).to(r.dtype)
+    return u.clamp(0.0, 1.0) - w.clamp(0.0, 1.0), du + dw, dw - du
+
+
+def _alpha(q: Tensor, bi: Tensor, nb_x: int, soft: bool, sharpness: float) -> tuple[Tensor, Tensor]:
+    """Alpha and closest-point parameter ``t*``, each ``(M, 64)``, of stroke ``q`` (M, 10) (in px) on the pixels
+    of block ``bi`` (M,)."""
     px, py = _pixels(bi, nb_x, q.dtype)
-    return _closest(px, py, *(v[:, None] for v in q[:, :6].unbind(-1)))[0]
+    x0, y0, x1, y1, x2, y2, r0, r2, a0, a2 = (v[:, None] for v in q.unbind(-1))  # (M, 1) each
+    t, d2 = _closest(px, py, x0, y0, x1, y1, x2, y2)
+    cov = _coverage(r0 + (r2 - r0) * t, torch.sqrt(d2 + 1e-12), soft, sharpness)[0]
+    return (a0 + (a2 - a0) * t) * cov, t
 
 
-def _alpha(q: Tensor, bi: Tensor, nb_x: int, t: Tensor | None, soft: bool, sharpness: float) -> Tensor:
-    """Alpha ``(M, 64)`` of stroke ``q`` (M, 10) (in px) on the pixels of block ``bi`` (M,).
+def _alpha_only(q: Tensor, bi: Tensor, nb_x: int, soft: bool, sharpness: float) -> Tensor:
+    return _alpha(q, bi, nb_x, soft, sharpness)[0]
 
-    ``t``: the detached ``t*`` of :func:`_solve`, or ``None`` to solve here (one fused kernel, for calls
-    without gradients). Passed in, it keeps the cubic solve out of a compiled kernel's backward pass.
+
+def _alpha_grad(q: Tensor, bi: Tensor, nb_x: int, t: Tensor, grad: Tensor, soft: bool, sharpness: float) -> Tensor:
+    """Gradient ``(M, 10)`` of ``(grad * alpha).sum()`` w.r.t. ``q``, given the closest points ``t`` of :func:`_alpha`.
+
+    ``alpha = a(t*) cov(r(t*), d)``. Moving the curve moves ``d`` directly (``d d / d P_k = w_k(t) e / d``
+    with ``e = B(t*) - p`` and the Bézier weights ``w_k``; the shift of ``t*`` along the curve does not
+    change ``d`` to first order) and moves ``t*``, by the implicit-function theorem on
+    ``g(t) = e . B'(t) / 2 = 0``: ``dt*/dP_k = -(w_k B'/2 + c_k e) / g'(t*)`` with ``c_k = d(B'/2)/dP_k``,
+    which is the gradient of one Newton step from a converged ``t*``. At an end of the curve (an active
+    constraint) or where ``g'`` is tiny (the medial axis of a bent stroke) ``t*`` is held fixed.
     """
     px, py = _pixels(bi, nb_x, q.dtype)
     x0, y0, x1, y1, x2, y2, r0, r2, a0, a2 = (v[:, None] for v in q.unbind(-1))  # (M, 1) each
-    if t is None:
-        t = _closest(px, py, *(v.detach() for v in (x0, y0, x1, y1, x2, y2)))[0]
-    t = _newton(t, px, py, x0, y0, x1, y1, x2, y2)
-    ex = x0 - px + (2 * (x1 - x0) + (x0 - 2 * x1 + x2) * t) * t  # B(t) - p
-    ey = y0 - py + (2 * (y1 - y0) + (y0 - 2 * y1 + y2) * t) * t
+    s = 1 - t
+    w, c = (s * s, 2 * s * t, t * t), (-s, 1 - 2 * t, t)  # dB/dP_k and d(B'/2)/dP_k
+    ex, ey = w[0] * x0 + w[1] * x1 + w[2] * x2 - px, w[0] * y0 + w[1] * y1 + w[2] * y2 - py  # B(t) - p
+    vx, vy = x1 - x0 + (x0 - 2 * x1 + x2) * t, y1 - y0 + (y0 - 2 * y1 + y2) * t  # B'(t) / 2
+    v2 = vx * vx + vy * vy
+    g1 = 2 * v2 + ex * (x0 - 2 * x1 + x2) + ey * (y0 - 2 * y1 + y2)  # g'(t)
     d = torch.sqrt(ex * ex + ey * ey + 1e-12)
-    r, a = r0 + (r2 - r0) * t, a0 + (a2 - a0) * t
-    if soft:
-        return a * (_soft_step(r - d, sharpness) - _soft_step(-r - d, sharpness))
-    return a * ((r - d + 0.5).clamp(0.0, 1.0) - (0.5 - r - d).clamp(0.0, 1.0))
+    op = a0 + (a2 - a0) * t
+    cov, cov_r, cov_d = _coverage(r0 + (r2 - r0) * t, d, soft, sharpness)
+    ga, gr, gd = grad * cov, grad * op * cov_r, grad * op * cov_d / d  # d/d opacity, radius, distance
+    free = (t > 0) & (t < 1) & (g1 > 1e-4 * v2)
+    gt = torch.where(free, (ga * (a2 - a0) + gr * (r2 - r0)) / torch.where(free, g1, 1.0), 0.0)  # d/dt / g'
+    out = []
+    for wk, ck in zip(w, c):
+        out += [(gd * wk * ex - gt * (wk * vx + ck * ex)).sum(1), (gd * wk * ey - gt * (wk * vy + ck * ey)).sum(1)]
+    out += [(gr * s).sum(1), (gr * t).sum(1), (ga * s).sum(1), (ga * t).sum(1)]
+    return torch.stack(out, 1)
+
+
+class _Alpha(torch.autograd.Function):
+    """:func:`_alpha` with the implicit-function backward of :func:`_alpha_grad` (the solve is not differentiated)."""
+
+    @staticmethod
+    def forward(ctx, q, bi, nb_x, soft, sharpness, kern):  # noqa: ANN001, ANN205
+        alpha, t = kern.run("alpha", q, bi, nb_x, soft, sharpness)
+        ctx.save_for_backward(q, bi, t)
+        ctx.args = (nb_x, soft, sharpness, kern)
+        return alpha
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        q, bi, t = ctx.saved_tensors
+        nb_x, soft, sharpness, kern = ctx.args
+        return kern.run("alpha_grad", q, bi, nb_x, t, grad, soft, sharpness), None, None, None, None, None
 
 
 def _gather_alpha(alpha: Tensor, lut: Tensor, height: int, width: int) -> Tensor:
@@ -280,7 +314,14 @@ class _Composite(torch.autograd.Function):
         return g_canvas, g_colour, g_alpha, None, None, None, None, None, None
 
 
-_EAGER = {"cull": _cull, "solve": _solve, "alpha": _alpha, "composite": _composite, "composite_grad": _composite_grad}
+_EAGER = {
+    "cull": _cull,
+    "alpha": _alpha,
+    "alpha_only": _alpha_only,
+    "alpha_grad": _alpha_grad,
+    "composite": _composite,
+    "composite_grad": _composite_grad,
+}
 
 
 class _Kernels:
@@ -345,8 +386,9 @@ def _block_alpha(
     if si.numel() == 0:
         return si, bi, prm.new_zeros(0, _BLOCK * _BLOCK)
     q = prm[si]  # (M, 10); gathered here so that the kernels' backward reduces over each block's pixels
-    t = kern.run("solve", q.detach(), bi, nb_x) if torch.is_grad_enabled() and q.requires_grad else None
-    return si, bi, kern.run("alpha", q, bi, nb_x, t, mode == "soft", float(sharpness))  # (M, 64)
+    if torch.is_grad_enabled() and q.requires_grad:
+        return si, bi, _Alpha.apply(q, bi, nb_x, mode == "soft", float(sharpness), kern)  # (M, 64)
+    return si, bi, kern.run("alpha_only", q, bi, nb_x, mode == "soft", float(sharpness))
 
 
 def _dense(si: Tensor, bi: Tensor, alpha: Tensor, n: int, height: int, width: int) -> Tensor:
