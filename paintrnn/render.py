@@ -58,7 +58,6 @@ import warnings
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -144,22 +143,16 @@ def _closest(px: Tensor, py: Tensor, x0: Tensor, y0: Tensor, x1: Tensor, y1: Ten
     for t in (tb, torch.zeros_like(ta), torch.ones_like(ta)):
         d2 = dist2(t)
         best_t, best = torch.where(d2 < best, t, best_t), torch.minimum(d2, best)
-    for _ in range(2):  # guarded Newton steps on g(t) = (B(t) - p) . B'(t) / 2: kept where they get closer
+    for _ in range(1):  # a guarded Newton step on g(t) = (B(t) - p) . B'(t) / 2: kept where it gets closer
         vx, vy = bx + ax * best_t, by + ay * best_t  # B'(t) / 2
         ex, ey = mx + (2 * bx + ax * best_t) * best_t, my + (2 * by + ay * best_t) * best_t
         g1 = 2 * (vx * vx + vy * vy) + ex * ax + ey * ay
         t1 = (best_t - (ex * vx + ey * vy) / torch.where(g1 > 0, g1, 1.0)).clamp(0.0, 1.0)
         d2 = dist2(t1)
-        keep = (d2 < best) & (g1 > 0)
+        # (scaled by the per-curve a.a + b.b, which also keeps torch.compile's loops fused)
+        keep = (d2 < best) & (g1 > 1e-12 * (aa + bb))
         best_t, best = torch.where(keep, t1, best_t), torch.where(keep, d2, best)
     return best_t, best
-
-
-def _soft_step(x: Tensor, s: float) -> Tensor:
-    """``(softplus(s (x + 1/2)) - softplus(s (x - 1/2))) / s`` computed without cancellation."""
-    a = x.abs()
-    g = (F.softplus(s * (0.5 - a)) - F.softplus(-s * (a + 0.5))) / s  # value at -|x|
-    return torch.where(x > 0, 1 - g, g)
 
 
 def _cull(prm: Tensor, nb_y: int, nb_x: int, reach: Tensor) -> Tensor:
@@ -180,15 +173,24 @@ def _pixels(bi: Tensor, nb_x: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
 
 
 def _coverage(r: Tensor, d: Tensor, soft: bool, s: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Coverage of a pixel at distance ``d`` from a stroke of radius ``r`` and its derivatives ``d/dr, d/dd``."""
-    if (
-        soft
-    ):  # S(x) = (softplus(s (x + 1/2)) - softplus(s (x - 1/2))) / s, S'(x) = sigma(s (x + 1/2)) - sigma(s (x - 1/2))
-        ds = [torch.sigmoid(s * (x + 0.5)) - torch.sigmoid(s * (x - 0.5)) for x in (r - d, -r - d)]
-        return _soft_step(r - d, s) - _soft_step(-r - d, s), ds[0] + ds[1], ds[1] - ds[0]
-    u, w = r - d + 0.5, 0.5 - r - d  # cov = clamp(u, 0, 1) - clamp(w, 0, 1)
-    du, dw = ((u >= 0) & (u <= 1)).to(r.dtype), ((w >= 0) & (w <= 1)).to(r.dtype)
-    return u.clamp(0.0, 1.0) - w.clamp(0.0, 1.0), du + dw, dw - du
+    """Coverage of a pixel at distance ``d`` from a stroke of radius ``r``, and its derivatives ``d/dr, d/dd``.
+
+    Hard: ``clamp(r - d + 1/2, 0, 1) - clamp(1/2 - r - d, 0, 1)``. Soft: each ``clamp(x + 1/2, 0, 1)`` becomes
+    ``S(x) = (softplus(s (x + 1/2)) - softplus(s (x - 1/2))) / s``, computed without cancellation as
+    ``clamp(x + 1/2, 0, 1) + (L(x + 1/2) - L(x - 1/2)) / s`` with ``L(u) = log(1 + exp(-s |u|))``; its
+    derivative is ``sigmoid(s (x + 1/2)) - sigmoid(s (x - 1/2))``.
+    """
+    us = (r - d + 0.5, r - d - 0.5, 0.5 - r - d, -0.5 - r - d)  # S(r - d) uses the first two, S(-r - d) the rest
+    hard = us[0].clamp(0.0, 1.0) - us[2].clamp(0.0, 1.0)
+    if not soft:
+        du, dw = ((us[0] >= 0) & (us[0] <= 1)).to(r.dtype), ((us[2] >= 0) & (us[2] <= 1)).to(r.dtype)
+        return hard, du + dw, dw - du
+    e = [torch.exp(-s * u.abs()) for u in us]
+    log = [torch.log1p(ei) for ei in e]
+    sig = [torch.where(u >= 0, 1.0, ei) / (1 + ei) for u, ei in zip(us, e)]  # sigmoid(s u)
+    cov = hard + (log[0] - log[1] - log[2] + log[3]) / s
+    d_pos, d_neg = sig[0] - sig[1], sig[2] - sig[3]  # S'(r - d), S'(-r - d)
+    return cov, d_pos + d_neg, d_neg - d_pos
 
 
 def _alpha(q: Tensor, bi: Tensor, nb_x: int, soft: bool, sharpness: float) -> tuple[Tensor, Tensor]:
