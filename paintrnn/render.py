@@ -256,46 +256,47 @@ class _Alpha(torch.autograd.Function):
         return kern.run("alpha_grad", q, bi, nb_x, t, grad, soft, sharpness), None, None, None, None, None
 
 
-def _gather_alpha(alpha: Tensor, lut: Tensor, height: int, width: int) -> Tensor:
-    """Dense ``(B, H, W)`` alpha from block alpha ``(m, 64)`` and ``lut`` (B, blocks): row of each block or -1."""
-    y = torch.arange(height, device=alpha.device)[:, None]
-    x = torch.arange(width, device=alpha.device)[None, :]
-    row = lut[:, (y // _BLOCK) * -(-width // _BLOCK) + x // _BLOCK]  # (B, H, W)
-    a = alpha.view(-1)[row.clamp_min(0) * (_BLOCK * _BLOCK) + (y % _BLOCK) * _BLOCK + x % _BLOCK]
-    return torch.where(row >= 0, a, 0.0)
+def _dense_blocks(alpha: Tensor, b: Tensor, bi: Tensor, n: int, nb_y: int, nb_x: int) -> Tensor:
+    """Block alpha ``(m, 64)`` of blocks ``bi`` of canvases ``b`` as a ``(n, 1, nb_y, 8, nb_x, 8)`` view of
+    dense ``(n, 1, 8 nb_y, 8 nb_x)`` maps (zero elsewhere), stored block by block (rows of 64 contiguous)."""
+    dense = alpha.new_zeros(n, nb_y * nb_x, _BLOCK * _BLOCK).index_put((b, bi), alpha)
+    return dense.view(n, 1, nb_y, nb_x, _BLOCK, _BLOCK).transpose(3, 4)
 
 
-def _composite(canvas: Tensor | None, colour: Tensor, alpha: Tensor, lut: Tensor, height: int, width: int) -> Tensor:
-    """``canvas + a (colour - canvas)`` (``(B, C, H, W)``; ``None`` = black) in one pass; ``colour``: (B, C)."""
-    a = _gather_alpha(alpha, lut, height, width)[:, None]  # (B, 1, H, W)
-    c = colour[:, :, None, None]
-    return c * a if canvas is None else canvas + a * (c - canvas)
+def _blocks(x: Tensor) -> Tensor:
+    """``(B, C, 8 nb_y, 8 nb_x)`` -> the ``(B, C, nb_y, 8, nb_x, 8)`` view matching :func:`_dense_blocks`."""
+    return x.view(x.shape[0], x.shape[1], x.shape[2] // _BLOCK, _BLOCK, x.shape[3] // _BLOCK, _BLOCK)
+
+
+def _composite(canvas: Tensor | None, colour: Tensor, alpha: Tensor, b: Tensor, bi: Tensor, nb_y: int, nb_x: int):
+    """``canvas + a (colour - canvas)`` on block-padded ``(B, C, 8 nb_y, 8 nb_x)`` canvases (``None``: black),
+    with ``a`` the block alpha ``(m, 64)`` of blocks ``bi`` (m,) of canvases ``b`` (m,); ``colour``: (B, C)."""
+    B, C = colour.shape
+    a = _dense_blocks(alpha, b, bi, B, nb_y, nb_x)  # (B, 1, nb_y, 8, nb_x, 8)
+    c = colour[:, :, None, None, None, None]
+    out = c * a if canvas is None else _blocks(canvas) + a * (c - _blocks(canvas))
+    return out.reshape(B, C, nb_y * _BLOCK, nb_x * _BLOCK)
 
 
 def _composite_grad(
-    grad: Tensor, canvas: Tensor | None, colour: Tensor, alpha: Tensor, lut: Tensor, b: Tensor, bi: Tensor, full: bool
+    grad: Tensor, canvas: Tensor | None, colour: Tensor, alpha: Tensor, b: Tensor, bi: Tensor, full: bool
 ) -> tuple[Tensor | None, Tensor, Tensor]:
     """Gradients of :func:`_composite` w.r.t. canvas (if ``full``), colour and alpha, given ``grad`` (B, C, H, W).
 
-    Block ``bi`` (m,) of canvas ``b`` (m,) holds alpha row ``m``: the colour and alpha gradients only gather
-    ``grad`` at those pixels; only the canvas gradient is dense.
+    The colour and alpha gradients only gather ``grad`` on the blocks ``bi`` of canvases ``b``; only the
+    canvas gradient is dense.
     """
     B, C, H, W = grad.shape
-    nb_x = -(-W // _BLOCK)
-    off = torch.arange(_BLOCK * _BLOCK, device=grad.device)
-    y = (bi // nb_x)[:, None] * _BLOCK + off // _BLOCK  # (m, 64)
-    x = (bi % nb_x)[:, None] * _BLOCK + off % _BLOCK
-    inside = ((y < H) & (x < W))[:, None]  # (m, 1, 64): padding pixels of edge blocks are not on the canvas
-    at = (
-        b[:, None, None],
-        torch.arange(C, device=grad.device)[None, :, None],
-        y.clamp(max=H - 1)[:, None],
-        x.clamp(max=W - 1)[:, None],
-    )
-    g = torch.where(inside, grad[at], 0.0)  # (m, C, 64)
-    base = colour[b][:, :, None] if canvas is None else colour[b][:, :, None] - canvas[at]
+    nb_y, nb_x = H // _BLOCK, W // _BLOCK
+    ar = torch.arange(_BLOCK, device=grad.device)
+    at = (b[:, None, None, None], torch.arange(C, device=grad.device)[:, None, None])  # (m, C, 8, 8) below
+    at = at + ((bi // nb_x)[:, None, None, None], ar[:, None], (bi % nb_x)[:, None, None, None], ar)
+    g = _blocks(grad)[at].flatten(2)  # (m, C, 64)
+    base = colour[b][:, :, None] if canvas is None else colour[b][:, :, None] - _blocks(canvas)[at].flatten(2)
     grad_colour = colour.new_zeros(B, C).index_add(0, b, (g * alpha[:, None]).sum(2))
-    grad_canvas = grad * (1 - _gather_alpha(alpha, lut, H, W)[:, None]) if full else None
+    grad_canvas = None
+    if full:
+        grad_canvas = (_blocks(grad) * (1 - _dense_blocks(alpha, b, bi, B, nb_y, nb_x))).reshape(B, C, H, W)
     return grad_canvas, grad_colour, (g * base).sum(1)
 
 
@@ -303,17 +304,17 @@ class _Composite(torch.autograd.Function):
     """:func:`_composite` with the gather-only backward of :func:`_composite_grad` (no dense temporaries)."""
 
     @staticmethod
-    def forward(ctx, canvas, colour, alpha, lut, b, bi, height, width, kern):  # noqa: ANN001, ANN205
-        ctx.save_for_backward(canvas, colour, alpha, lut, b, bi)
+    def forward(ctx, canvas, colour, alpha, b, bi, nb_y, nb_x, kern):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(canvas, colour, alpha, b, bi)
         ctx.kern = kern
-        return kern.run("composite", canvas, colour, alpha, lut, height, width)
+        return kern.run("composite", canvas, colour, alpha, b, bi, nb_y, nb_x)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001, ANN205
-        canvas, colour, alpha, lut, b, bi = ctx.saved_tensors
+        canvas, colour, alpha, b, bi = ctx.saved_tensors
         full = canvas is not None and ctx.needs_input_grad[0]
-        g_canvas, g_colour, g_alpha = ctx.kern.run("composite_grad", grad, canvas, colour, alpha, lut, b, bi, full)
-        return g_canvas, g_colour, g_alpha, None, None, None, None, None, None
+        g_canvas, g_colour, g_alpha = ctx.kern.run("composite_grad", grad, canvas, colour, alpha, b, bi, full)
+        return g_canvas, g_colour, g_alpha, None, None, None, None, None
 
 
 _EAGER = {
@@ -469,10 +470,11 @@ def render_strokes(
             raise ValueError("canvas contains NaN or inf")
         height, width = canvas.shape[2], canvas.shape[3]
     H, W = height, width
-    nb = -(-H // _BLOCK) * -(-W // _BLOCK)
+    nb_y, nb_x = -(-H // _BLOCK), -(-W // _BLOCK)
+    pad = (0, nb_x * _BLOCK - W, 0, nb_y * _BLOCK - H)  # composite on whole 8x8 blocks, crop at the end
     kern = _pick(backend, B * K * H * W)
-    out = canvas
-    per_chunk = max(1, _CHUNK_PAIRS // (B * nb))  # bound the (stroke, block) pairs of one chunk
+    out = canvas if canvas is None or pad == (0, 0, 0, 0) else torch.nn.functional.pad(canvas, pad)
+    per_chunk = max(1, _CHUNK_PAIRS // (B * nb_y * nb_x))  # bound the (stroke, block) pairs of one chunk
     for k0 in range(0, K, per_chunk):
         chunk = strokes[:, k0 : k0 + per_chunk].transpose(0, 1)  # (k, B, 10 + C), stroke index major
         k = chunk.shape[0]
@@ -482,13 +484,11 @@ def render_strokes(
             rows = slice(ends[kk], ends[kk + 1])  # the blocks of stroke index k0 + kk (distinct per canvas)
             if rows.stop == rows.start:
                 continue
-            b, blk = si[rows] - kk * B, bi[rows]
-            lut = torch.full((B, nb), -1, dtype=torch.long, device=si.device)
-            lut[b, blk] = torch.arange(rows.stop - rows.start, device=si.device)
-            out = _Composite.apply(out, chunk[kk, :, len(STROKE_FIELDS) :], alpha[rows], lut, b, blk, H, W, kern)
+            b, colour = si[rows] - kk * B, chunk[kk, :, len(STROKE_FIELDS) :]
+            out = _Composite.apply(out, colour, alpha[rows], b, bi[rows], nb_y, nb_x, kern)
     if out is None:
         return strokes.new_zeros(B, C, H, W)
-    return out.clone() if out is canvas else out
+    return out.clone() if out is canvas else out[:, :, :H, :W]
 
 
 def demo_gif(path: str, n_strokes: int = 40, size: int = 128, seed: int = 0) -> Tensor:
