@@ -37,17 +37,24 @@ handles strokes thinner than a pixel), and ``alpha = a * cov``.
   ``s = sharpness`` per pixel. It is differentiable everywhere w.r.t. every parameter and tends to the
   hard mode as ``s -> inf``. Coverage below ``exp(-16)`` in the tails is dropped.
 
-The distance search runs on the curve sampled into ``n`` chords (``n`` grows with the curvature in
-pixels so that the chords stay within ``1/8`` px of the curve), then one Newton step on the exact curve
-refines the closest point, so ``d`` is exact up to rounding except on the medial axis of a strongly bent
-stroke (pixels nearly equidistant from two parts of it), where it is within the chord tolerance.
+The closest point is found in closed form: with ``m = P0 - p``, ``b = P1 - P0`` and ``a = P0 - 2 P1 + P2``,
+``d/dt |B(t) - p|^2 = 0`` is the cubic ``(a.a) t^3 + 3 (a.b) t^2 + (2 b.b + m.a) t + m.b = 0``, solved by
+Cardano (one real root) or the trigonometric form (three; only the outer two can be minima), or as a
+straight segment when ``a.a <= 1e-6 b.b``. The roots clamped to [0, 1] and both ends are compared, and one
+guarded Newton step polishes the winner, so ``d`` is exact up to rounding (float32: within ~3e-5 px of
+float64 on random, nearly straight, folded and degenerate curves). Gradients do not differentiate the solve:
+they are the implicit-function gradients at ``t*`` (what one Newton step from a converged ``t*`` gives),
+``dt*/dθ = -(∂g/∂θ) / g'`` for ``g(t) = (B(t) - p) . B'(t)``, zero where ``t*`` sits at an end.
 
 ## Speed
 
-Only 8x8-pixel blocks near each stroke are evaluated (a conservative distance test on block centres),
-and the two inner kernels (chord search, coverage) can be fused by ``torch.compile``; ``backend="auto"``
-compiles them only for large calls (the first compile takes seconds) and falls back to eager PyTorch if
-compilation fails. See ``scripts/benchmark_render.py``.
+Only 8x8-pixel blocks near each stroke are evaluated (a conservative test on the block centres' closed-form
+distance: half-diagonal + radius + 1/2 + soft tails). Per call, a handful of kernels run: the cull, one fused
+per-pixel kernel (solve + coverage), one compositing pass per stroke index, and in the backward pass one
+fused reduction per kernel (hand-written backward, no per-pixel temporaries). ``backend="auto"`` compiles
+them with ``torch.compile`` for calls of at least ``2^18`` stroke x canvas pixels (the first compile takes
+seconds), falls back to eager PyTorch if compilation fails, and stays eager for small calls. Gradients are
+first-order only (no double backward). See ``scripts/benchmark_render.py`` and ``docs/sections/render.md``.
 """
 
 from __future__ import annotations
