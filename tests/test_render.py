@@ -229,3 +229,95 @@ def test_svg_export():
         np.testing.assert_allclose(float(p.get("stroke-width")), (st[6] + st[7]) * 60, atol=1e-3)
     with pytest.raises(ValueError, match="strokes"):
         strokes_to_svg(np.zeros((2, 9)), height=4, width=4)
+
+
+def _curve_families(n: int, size: float, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """``(n, 6)`` control points in px: random, nearly straight, folded (P2 = P0), degenerate and tiny curves."""
+    rand = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    out = {"random": rand(n, 6) * size}
+    for eps in (1e-3, 1e-7):
+        p = rand(n, 6) * size
+        p[:, 2:4] = (p[:, :2] + p[:, 4:]) / 2 + eps * size * (rand(n, 2) - 0.5)
+        out[f"straight {eps}"] = p
+    fold = rand(n, 6) * size
+    fold[:, 4:] = fold[:, :2]
+    out["fold"] = fold
+    out["dot"] = (rand(n, 2) * size).repeat(1, 3)
+    out["tiny"] = (rand(n, 2) * size).repeat(1, 3) + rand(n, 6) - 0.5
+    return out
+
+
+def test_closed_form_closest_point_matches_dense_sampling():
+    from paintrnn.render import _closest
+
+    g = torch.Generator().manual_seed(15)
+    t = torch.linspace(0, 1, 4001, dtype=torch.float64)
+    for name, curves in _curve_families(12, 64.0, g).items():
+        px, py = torch.rand(2, 12, 300, generator=g, dtype=torch.float64) * 80 - 8  # also outside the canvas
+        c = [curves[:, i, None] for i in range(6)]
+        t64, d64 = _closest(px, py, *c)
+        assert ((t64 >= 0) & (t64 <= 1)).all(), name
+        bx = (1 - t) ** 2 * c[0] + 2 * t * (1 - t) * c[2] + t**2 * c[4]  # (12, 4001) dense samples
+        by = (1 - t) ** 2 * c[1] + 2 * t * (1 - t) * c[3] + t**2 * c[5]
+        dense = torch.hypot(px[..., None] - bx[:, None], py[..., None] - by[:, None]).amin(-1)  # (12, 300)
+        ours = d64.sqrt()
+        # Never farther than any sample (the closed form is exact), and within the sample spacing of them.
+        assert (ours <= dense + 1e-9).all(), (name, (ours - dense).max())
+        assert (dense - ours).max() < 0.05, (name, (dense - ours).max())
+        # The returned t is the closest point's parameter: B(t) is at distance d.
+        ex = (1 - t64) ** 2 * c[0] + 2 * t64 * (1 - t64) * c[2] + t64**2 * c[4] - px
+        ey = (1 - t64) ** 2 * c[1] + 2 * t64 * (1 - t64) * c[3] + t64**2 * c[5] - py
+        torch.testing.assert_close(ex**2 + ey**2, d64, atol=1e-9, rtol=1e-9)
+        _, d32 = _closest(px.float(), py.float(), *(v.float() for v in c))
+        assert (d32.double().sqrt() - ours).abs().max() < 1e-4, name
+
+
+def test_thin_and_degenerate_strokes_match_per_pixel_reference():
+    s = random_strokes(2, 3, c=1, seed=16)
+    s[..., 6:8] = 0.03 * s[..., 6:8]  # radius below 0.5 px on 16 px
+    s[1, 0, 2:6] = s[1, 0, 0:2].repeat(2)  # a dot: P0 = P1 = P2
+    s[1, 1, 2:4] = (s[1, 1, 0:2] + s[1, 1, 4:6]) / 2  # a straight segment
+    ours = render_strokes(s, height=16, width=16, backend="eager").numpy()
+    ref = reference_render(s.numpy(), 16, 16)
+    err = np.abs(ours - ref)
+    assert err.max() < 0.02 and err.mean() < 1e-3, (err.max(), err.mean())
+    assert ours.max() > 0.05, "thin strokes vanished"
+
+
+def test_soft_coverage_matches_softplus_definition_and_its_derivatives():
+    from paintrnn.render import _coverage
+
+    g = torch.Generator().manual_seed(17)
+    r = (torch.rand(400, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    d = (torch.rand(400, generator=g, dtype=torch.float64) * 6).requires_grad_(True)
+    softplus = torch.nn.functional.softplus
+    for s in (0.5, 4.0, 60.0):
+        ref = sum(
+            sign * (softplus(s * (x + 0.5)) - softplus(s * (x - 0.5))) / s for sign, x in ((1, r - d), (-1, -r - d))
+        )
+        cov, cov_r, cov_d = _coverage(r, d, True, s)
+        torch.testing.assert_close(cov, ref)
+        ref_r, ref_d = torch.autograd.grad(ref.sum(), (r, d))
+        torch.testing.assert_close(cov_r, ref_r)
+        torch.testing.assert_close(cov_d, ref_d)
+
+
+def test_compiled_forward_backward_matches_eager():
+    s = random_strokes(3, 3, seed=18, rmax=0.3).float()
+    canvas = torch.rand(3, 3, 20, 28)
+    grads = {}
+    for backend in ("eager", "compiled"):
+        p, cv = s.clone().requires_grad_(True), canvas.clone().requires_grad_(True)
+        out = render_strokes(p, cv, mode="soft", backend=backend)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads[backend] = (out.detach(), p.grad, cv.grad)
+    for a, b in zip(grads["eager"], grads["compiled"]):
+        torch.testing.assert_close(b, a, atol=2e-4, rtol=1e-3)
+
+
+def test_auto_backend_compiles_only_large_calls():
+    from paintrnn.render import _pick
+
+    assert not _pick("auto", 4 * 5 * 64 * 64).compiled  # the sizes of these tests: eager, no compile wait
+    assert _pick("auto", 256 * 64 * 64).compiled  # the benchmark: batch 256 at 64 px
+    assert not _pick("eager", 10**9).compiled and _pick("compiled", 1).compiled
