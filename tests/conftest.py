@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -19,3 +20,12 @@ def textures_dir() -> Path:
     if not (SHARED_DATA / "textures" / "brick.png").is_file():
         pytest.skip(f"needs the textures in {SHARED_DATA / 'textures'} (absent on this machine)")
     return SHARED_DATA / "textures"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors: one thread is fastest, and immune to oversubscription when test workers share cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,13 +21,7 @@ IDS = paintrnn.envs.CANVAS_ENV_IDS
 SMALL = {"height": 16, "width": 24, "max_steps": 4}  # small, non-square: fast tests where SB3 is not involved
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors: one thread is fastest, and immune to oversubscription when test workers share cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(env_id, **kwargs):

@@ -9,14 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors: one thread is fastest, and immune to oversubscription when test workers share cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_stable_baselines3_ppo_runs_a_few_hundred_steps_on_paint():

@@ -8,17 +8,9 @@ import imageio.v3 as iio
 import numpy as np
 import paintrnn.envs  # noqa: F401 - registers the ids
 import pytest
-import torch
 from paintrnn.envs.episode import episode_frames, greedy_paint_policy, main, play_episode, random_policy, rerender
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors: one thread is fastest, and immune to oversubscription when test workers share cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(env_id, **kwargs):

@@ -14,13 +14,7 @@ EXTREMES = [-1e30, -1.0, -0.999, -1e-30, 0.0, 1e-30, 0.5, 1.0, 1e30, 3.4e38, -3.
 FLOATS = st.one_of(st.sampled_from(EXTREMES), st.floats(-2, 2, width=32))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors: one thread is fastest, and immune to oversubscription when test workers share cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(env_id, **kwargs):
