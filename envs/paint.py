@@ -102,23 +102,6 @@ def actions_to_strokes(
     return torch.cat([u[..., :6], radius, opacity, u[..., 10:]], dim=-1)
 
 
-def render_independent(strokes: Tensor, canvas: Tensor, backend: str = "eager") -> Tensor:
-    """``render_strokes`` (hard mode) whose result for each canvas does not depend on its batch-mates.
-
-    The renderer samples every curve of one call with the chord count needed by the most bent stroke of
-    the call, so a canvas's pixels could change slightly with the other canvases in the batch, and a batch
-    of one (``SyncVectorEnv``) would disagree with the native vector env. One extra canvas with an
-    invisible, maximally bent stroke (``P0 = P2 = (0, 0)``, ``P1 = (1, 1)``) pins that count to its
-    largest value for the canvas size, whatever the batch holds.
-    """
-    pin = torch.zeros_like(strokes[:1])  # (1, k, 10 + C): invisible strokes (zero radius and opacity)
-    pin[0, 0, 2:4] = 1.0
-    out = render_strokes(
-        torch.cat([strokes, pin]), torch.cat([canvas, torch.zeros_like(canvas[:1])]), mode="hard", backend=backend
-    )
-    return out[:-1]
-
-
 class StrokeEnv(CanvasEnv):
     """A canvas painted with renderer strokes; keeps every episode's strokes for SVG and re-rendering."""
 
@@ -146,7 +129,7 @@ class StrokeEnv(CanvasEnv):
 
     def _paint(self, actions: Tensor) -> np.ndarray:
         strokes, drawn = self._strokes(actions)  # (N, k, 10 + C)
-        self.canvas = render_independent(strokes, self.canvas, self.config.render_backend)
+        self.canvas = render_strokes(strokes, self.canvas, mode="hard", backend=self.config.render_backend)
         k = strokes.shape[1]
         step = np.minimum(self.steps, self.config.max_steps - 1)  # ended sub-envs (about to reset) write anywhere
         slots = torch.from_numpy(step[:, None] * k + np.arange(k)).to(self.device)  # (N, k)

@@ -12,7 +12,7 @@ import torch
 from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env
 from paintrnn.envs.draw_env import draw_actions_to_raw, write_step
-from paintrnn.envs.paint import actions_to_strokes, render_independent
+from paintrnn.envs.paint import actions_to_strokes
 
 from paintrnn.attention import filterbank, window_from_raw
 from paintrnn.render import render_strokes
@@ -243,10 +243,8 @@ def test_paint_canvas_equals_the_renderer_on_the_mapped_strokes():
         action = env.action_space.sample()
         obs, *_ = env.step(action)
         strokes = actions_to_strokes(torch.from_numpy(action)[None], 3)
-        plain = render_strokes(strokes, canvas)
-        canvas = render_independent(strokes, canvas)
+        canvas = render_strokes(strokes, canvas)
         assert torch.equal(env.sim.canvas, canvas)
-        assert (canvas - plain).abs().mean() < 2e-3  # the pin only changes the renderer's curve sampling
     assert np.array_equal(obs["canvas"], np.floor(canvas[0].permute(1, 2, 0).numpy() * 255 + 0.5))
     assert env.sim.stroke_history(0).shape[0] <= 6
 
