@@ -1,18 +1,24 @@
 """Shared fixtures: the read-only data folder beside the checkout (``../shared/data``), when present."""
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from paintrnn.data import find_mnist
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not (SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"needs the full MNIST files in {SHARED_DATA / 'mnist'} (absent on this machine)")
-    return SHARED_DATA
+    """The folder holding the full MNIST files: ``../shared/data`` beside the checkout, else ``$PAINTRNN_DATA``."""
+    candidates = [SHARED_DATA] + ([Path(os.environ["PAINTRNN_DATA"])] if os.environ.get("PAINTRNN_DATA") else [])
+    for root in candidates:
+        if find_mnist(root) is not None:
+            return root
+    pytest.skip(f"needs the full MNIST files in {SHARED_DATA / 'mnist'} or $PAINTRNN_DATA (absent on this machine)")
 
 
 @pytest.fixture

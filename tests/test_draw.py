@@ -375,22 +375,10 @@ def test_ddp_two_cpu_processes_stay_identical_and_only_rank0_writes(tmp_path):
     assert steps == [2, 4]  # logged once, by rank 0
 
 
-@pytest.fixture
-def mnist_root() -> Path:
-    """The folder holding mnist/: ``../shared/data`` beside the checkout, else ``$PAINTRNN_DATA``; or skip."""
-    for root in (
-        Path(__file__).resolve().parents[2] / "shared" / "data",
-        Path(os.environ.get("PAINTRNN_DATA", "/nonexistent")),
-    ):
-        if (root / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-            return root
-    pytest.skip("needs the full MNIST files in ../shared/data/mnist or $PAINTRNN_DATA/mnist (absent here)")
-
-
-def test_training_beats_independent_pixel_model(mnist_root, tmp_path):
+def test_training_beats_independent_pixel_model(shared_data, tmp_path):
     """A small DRAW trained on 12000 images (~20 s) must clearly beat the best independent-pixel Bernoulli model."""
-    train_u8, _ = load_mnist("train", mnist_root, source="full")
-    test_u8, _ = load_mnist("test", mnist_root, source="full")
+    train_u8, _ = load_mnist("train", shared_data, source="full")
+    test_u8, _ = load_mnist("test", shared_data, source="full")
     test = binarize_fixed(torch.from_numpy(test_u8[:1000]).float().div(255)[:, None], 0)
     p = torch.from_numpy(train_u8).float().div(255).mean(0).clamp(1e-3, 1 - 1e-3)  # per-pixel mean intensity
     baseline = -Bernoulli(probs=p).log_prob(test[:, 0]).flatten(1).sum(-1).mean().item()
@@ -398,7 +386,7 @@ def test_training_beats_independent_pixel_model(mnist_root, tmp_path):
     cfg = draw_train.parse_config(
         draw_train.TrainConfig,
         [
-            "--preset", "small", "--read-n", "5", "--data-dir", str(mnist_root), "--data-source", "full",
+            "--preset", "small", "--read-n", "5", "--data-dir", str(shared_data), "--data-source", "full",
             "--train-images", "12000", "--test-images", "1000", "--batch-size", "25", "--epochs", "1", "--lr", "5e-3",
             "--iwae-k", "0",
             "--threads", "1", "--out", str(tmp_path), "--no-progress", "--log-every", "1000", "--device", "cpu",
