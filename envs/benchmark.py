@@ -45,10 +45,12 @@ class BenchmarkConfig:
     """Interleaved timing rounds per configuration (the best counts)."""
     seconds: float = 2.0
     """Approximate time budget of one round of one configuration."""
-    render_backend: str = "eager"
-    """Renderer backend of the stroke envs: 'eager' (the envs' default) or 'compiled' (torch.compile)."""
-    threads: int = 1
-    """torch intra-op threads (1: small per-env tensors gain nothing from more, and a shared CPU stays usable)."""
+    render_backend: str = "auto"
+    """Renderer backend of the stroke envs: 'auto' (torch.compile for the large native batches, eager for the
+    small single-env calls), 'eager' (the envs' default) or 'compiled'."""
+    threads: int = 0
+    """torch intra-op threads for every row (0: torch's default, one per core; single envs' small tensors stay
+    on one thread either way)."""
 
 
 def _make(env_id: str, kind: str, n: int, size: int, device: str, backend: str):
@@ -81,7 +83,8 @@ def _time_steps(env, kind: str, actions: list, budget_s: float) -> tuple[int, fl
 def run(cfg: BenchmarkConfig) -> dict:
     import paintrnn.envs
 
-    torch.set_num_threads(cfg.threads)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     rounds, seconds = (1, 0.5) if cfg.quick else (cfg.rounds, cfg.seconds)
     kinds = [("single", 1), ("sync", 64), ("native", 64), ("native", 256)]
     setups = []

@@ -82,11 +82,19 @@ def to_uint8(images: Tensor) -> Tensor:
     return images.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
-def channels_last(images: Tensor) -> np.ndarray:
-    """``(N, C, H, W)`` uint8 tensor -> ``(N, H, W, C)`` NumPy array (no copy when ``C == 1`` on the CPU)."""
+def observe_images(images: Tensor, scratch: Tensor | None = None) -> np.ndarray:
+    """``(N, C, H, W)`` floats in [0, 1] -> uint8 ``(N, H, W, C)`` NumPy array, rounded as :func:`to_uint8`.
+
+    ``scratch``: a float buffer shaped like ``images`` to reuse. On the CPU the final cast is NumPy's
+    (several times faster than torch's float -> uint8 conversion).
+    """
     n, c, h, w = images.shape
-    out = images.reshape(n, h, w, 1) if c == 1 else images.permute(0, 2, 3, 1).contiguous()
-    return out.cpu().numpy()
+    if images.device.type != "cpu":
+        u8 = to_uint8(images)
+        return (u8.reshape(n, h, w, 1) if c == 1 else u8.permute(0, 2, 3, 1)).cpu().numpy()
+    levels = torch.mul(images, 255, out=scratch).add_(0.5).clamp_(0, 255)
+    levels = levels.reshape(n, h, w, 1) if c == 1 else levels.permute(0, 2, 3, 1)
+    return levels.numpy().astype(np.uint8, order="C")
 
 
 class CanvasEnv(BatchedEnv):
@@ -111,6 +119,7 @@ class CanvasEnv(BatchedEnv):
         self.single_observation_space = spaces.Dict(obs)
         self.canvas = torch.zeros(n, c, h, w, device=self.device)  # (N, C, H, W) in [0, 1]
         self.target = torch.zeros(n, c, h, w, device=self.device)  # (N, C, H, W) in [0, 1]
+        self._scratch = torch.empty(n, c, h, w, device=self.device)  # reused: no page faults per step
         self.target_u8 = np.zeros((n, h, w, c), np.uint8)  # (N, H, W, C), as observed
         self.steps = np.zeros(n, np.int64)
         self.strokes = np.zeros(n, np.int64)
@@ -127,7 +136,7 @@ class CanvasEnv(BatchedEnv):
 
     def distance(self) -> Tensor:
         """Mean squared distance ``(N,)`` between each canvas and its target."""
-        return (self.canvas - self.target).square_().mean(dim=(1, 2, 3))
+        return torch.sub(self.canvas, self.target, out=self._scratch).square_().mean(dim=(1, 2, 3))
 
     def reset_envs(self, mask: np.ndarray, rngs: Sequence[np.random.Generator | None]) -> Info:
         mask = np.asarray(mask, dtype=bool)
@@ -167,13 +176,13 @@ class CanvasEnv(BatchedEnv):
         return info
 
     def observe(self) -> dict[str, np.ndarray]:
-        obs = {"canvas": channels_last(to_uint8(self.canvas)), "step": self.steps.copy()}
+        obs = {"canvas": observe_images(self.canvas, self._scratch), "step": self.steps.copy()}
         if self.targets is not None:
             obs["target"] = self.target_u8.copy()
         return obs
 
     def render_frames(self) -> np.ndarray:
-        frames = channels_last(to_uint8(self.canvas))  # (N, H, W, C)
+        frames = observe_images(self.canvas)  # (N, H, W, C)
         return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
 
 

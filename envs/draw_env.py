@@ -111,28 +111,36 @@ class DrawSim(CanvasEnv):
         )
         self.canvas_logits = torch.full_like(self.canvas, cfg.canvas_init)  # (N, C, H, W)
         self.canvas = torch.sigmoid(self.canvas_logits)
-        self.window_boxes = torch.full((num_envs, 4), float("nan"), device=self.device)
-        """Last write's window ``(x0, y0, x1, y1)`` in pixels per sub-env (NaN before the first write)."""
+        self._window_raw = torch.full((num_envs, 5), float("nan"), device=self.device)  # last write's window
+
+    @property
+    def window_boxes(self) -> Tensor:
+        """Last write's window ``(x0, y0, x1, y1)`` in pixels per sub-env ``(N, 4)`` (NaN before the first write)."""
+        cfg = self.config
+        return window_box(window_from_raw(self._window_raw, cfg.height, cfg.width, cfg.n), cfg.n)
 
     def _reset_canvas(self, mask: Tensor) -> None:
         self.canvas_logits[mask] = self.config.canvas_init
-        self.window_boxes[mask] = float("nan")
-        self.canvas = torch.sigmoid(self.canvas_logits)
+        self._window_raw[mask] = float("nan")
+        torch.sigmoid(self.canvas_logits, out=self.canvas)
 
     def _paint(self, actions: Tensor) -> np.ndarray:
         cfg = self.config
         raw = actions if cfg.raw_actions else draw_actions_to_raw(actions, cfg.patch_scale)
-        logits, window = _write_step(self.canvas_logits, raw, cfg.n)
+        b, c, h, w = self.canvas_logits.shape
+        window = window_from_raw(raw[:, :5], h, w, cfg.n)
+        patch = raw[:, 5:].reshape(b, c, cfg.n, cfg.n)
+        update = write(patch, *filterbank(window, cfg.n, h, w), window.gamma, out=self._scratch)
         if cfg.raw_actions:
-            bad = ~torch.isfinite(logits).flatten(1).all(1)
+            bad = ~torch.isfinite(update).flatten(1).all(1)
             if bool(bad.any()):
                 raise ValueError(
                     f"raw actions of sub-envs {bad.nonzero().flatten().tolist()} give a non-finite canvas "
                     "(log sigma^2, log delta or log gamma too extreme); the canvas was left unchanged"
                 )
-        self.canvas_logits = logits
-        self.canvas = torch.sigmoid(logits)
-        self.window_boxes = window_box(window, cfg.n)
+        self.canvas_logits.add_(update)  # in place, the same sum as ``canvas_logits + update``
+        torch.sigmoid(self.canvas_logits, out=self.canvas)
+        self._window_raw = raw[:, :5]
         return np.ones(self.num_envs, np.int64)
 
 

@@ -46,21 +46,38 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.reshape(height, width, image.shape[-1])
 
 
+CACHE_BYTES = 512 * 2**20
+"""Resized targets are kept when all of a source's images fit in this many bytes (filled on first use)."""
+
+
 class TargetSource:
     """A set of images, each drawn with ``sample(rng)`` as uint8 ``(height, width, channels)``."""
 
     def __init__(self, images: np.ndarray, height: int, width: int, channels: int) -> None:
-        """``images``: uint8 ``(M, h, w, c)`` (c in 1, 3); resized and converted lazily, one per sample."""
+        """``images``: uint8 ``(M, h, w, c)`` (c in 1, 3); resized and converted lazily, one per sample.
+
+        Each image is converted once and kept (``CACHE_BYTES`` allows), so a reset costs a copy, not a resize.
+        """
         if images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] not in (1, 3) or images.dtype != np.uint8:
             raise ValueError(f"target images must be uint8 (M > 0, h, w, 1 or 3), got {images.dtype} {images.shape}")
         self.images, self.height, self.width, self.channels = images, height, width, channels
+        shape = (len(images), height, width, channels)
+        self._cache = np.zeros(shape, np.uint8) if np.prod(shape) <= CACHE_BYTES else None  # pages come on use
+        self._cached = np.zeros(len(images), bool)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        image = self.images[int(rng.integers(len(self.images)))]
-        return _resize(_to_channels(image, self.channels), self.height, self.width)
+        i = int(rng.integers(len(self.images)))
+        if self._cache is None:
+            return self._convert(i)
+        if not self._cached[i]:
+            self._cache[i], self._cached[i] = self._convert(i), True
+        return self._cache[i].copy()
+
+    def _convert(self, i: int) -> np.ndarray:
+        return _resize(_to_channels(self.images[i], self.channels), self.height, self.width)
 
 
 class TextureTarget(TargetSource):
@@ -75,11 +92,12 @@ class TextureTarget(TargetSource):
 
 
 @functools.lru_cache(maxsize=4)
-def _mnist(split: str, root: str | None) -> np.ndarray:
+def _mnist(split: str, root: str | None, height: int, width: int, channels: int) -> TargetSource:
+    """One MNIST source per split and canvas shape, shared by environments (e.g. a ``SyncVectorEnv``'s)."""
     images, _ = load_mnist(split, root=root, source="auto")  # type: ignore[arg-type]
     images = images[..., None]
     images.setflags(write=False)  # shared between environments: never modified
-    return images
+    return TargetSource(images, height, width, channels)
 
 
 def _array_images(array: np.ndarray) -> np.ndarray:
@@ -109,7 +127,7 @@ def make_target_source(
     text = os.fspath(spec)
     if text in ("mnist", "mnist:train", "mnist:test"):
         split = "test" if text.endswith(":test") else "train"
-        return TargetSource(_mnist(split, None if data_dir is None else os.fspath(data_dir)), height, width, channels)
+        return _mnist(split, None if data_dir is None else os.fspath(data_dir), height, width, channels)
     if text.startswith("texture:"):
         image = _to_channels(load_image(texture_path(text[len("texture:") :]), 3), channels)
         h, w = image.shape[:2]

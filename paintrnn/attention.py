@@ -50,13 +50,17 @@ def filterbank(window: Window, n: int, height: int, width: int) -> tuple[Tensor,
     """Filter matrices ``Fx (B, N, W)`` and ``Fy (B, N, H)``, each row a normalised Gaussian (eqs. 19-20, 25-26)."""
     dtype, device = window.gx.dtype, window.gx.device
     offsets = torch.arange(n, dtype=dtype, device=device) - (n - 1) / 2  # (N,)
-    mu_x = window.gx[:, None] + offsets * window.delta[:, None]  # (B, N)
-    mu_y = window.gy[:, None] + offsets * window.delta[:, None]  # (B, N)
+    spread = offsets * window.delta[:, None]  # (B, N)
+    scale = (-0.5 / window.sigma2)[:, None, None]  # (B, 1, 1)
+    if height == width:  # both axes in one pass: (B, 2N, W), split into views
+        mu = torch.cat([window.gx[:, None] + spread, window.gy[:, None] + spread], dim=1)  # (B, 2N)
+        pixels = torch.arange(width, dtype=dtype, device=device)  # (W,)
+        filters = torch.softmax(torch.square(pixels - mu[..., None]) * scale, dim=-1)
+        return filters[:, :n], filters[:, n:]
     a = torch.arange(width, dtype=dtype, device=device)  # (W,)
     b = torch.arange(height, dtype=dtype, device=device)  # (H,)
-    two_s2 = 2 * window.sigma2[:, None, None]
-    fx = torch.softmax(-((a - mu_x[..., None]) ** 2) / two_s2, dim=-1)  # (B, N, W)
-    fy = torch.softmax(-((b - mu_y[..., None]) ** 2) / two_s2, dim=-1)  # (B, N, H)
+    fx = torch.softmax(torch.square(a - (window.gx[:, None] + spread)[..., None]) * scale, dim=-1)  # (B, N, W)
+    fy = torch.softmax(torch.square(b - (window.gy[:, None] + spread)[..., None]) * scale, dim=-1)  # (B, N, H)
     return fx, fy
 
 
@@ -66,10 +70,13 @@ def read(image: Tensor, fx: Tensor, fy: Tensor, gamma: Tensor) -> Tensor:
     return glimpse * gamma[:, None, None, None]
 
 
-def write(patch: Tensor, fx: Tensor, fy: Tensor, gamma: Tensor) -> Tensor:
-    """Canvas update ``(1 / gamma) * Fy^T w Fx``: ``patch (B, C, N, N)`` -> ``(B, C, H, W)``."""
-    canvas = fy[:, None].transpose(-1, -2) @ patch @ fx[:, None]
-    return canvas / gamma[:, None, None, None]
+def write(patch: Tensor, fx: Tensor, fy: Tensor, gamma: Tensor, out: Tensor | None = None) -> Tensor:
+    """Canvas update ``(1 / gamma) * Fy^T w Fx``: ``patch (B, C, N, N)`` -> ``(B, C, H, W)`` (into ``out`` if given).
+
+    The patch is scaled by ``1 / gamma`` before the products: ``N^2`` divisions instead of ``H W``.
+    """
+    rows = (patch / gamma[:, None, None, None]) @ fx[:, None]  # (B, C, N, W): the cheap product first
+    return torch.matmul(fy[:, None].transpose(-1, -2), rows, out=out)
 
 
 def window_box(window: Window, n: int) -> Tensor:

@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env
 from paintrnn.envs.draw_env import draw_actions_to_raw, write_step
 from paintrnn.envs.paint import actions_to_strokes
 
-from paintrnn.attention import filterbank, window_from_raw
+from paintrnn.attention import filterbank, window_from_raw, write
 from paintrnn.render import render_strokes
 
 IDS = paintrnn.envs.CANVAS_ENV_IDS
@@ -312,7 +312,7 @@ def test_draw_raw_actions_replay_a_draw_decoder_exactly_and_reject_non_finite_wr
         env.step(raw[0].numpy())
         params = window_from_raw(raw[:, :5], h, w, n)
         fx, fy = filterbank(params, n, h, w)
-        canvas = canvas + (fy.transpose(-1, -2)[:, None] @ raw[:, 5:].view(1, 1, n, n) @ fx[:, None]) / params.gamma
+        canvas = canvas + write(raw[:, 5:].view(1, 1, n, n), fx, fy, params.gamma)  # agents/draw.py's decoder
         assert torch.equal(env.sim.canvas_logits, canvas)
         assert torch.equal(write_step(canvas - canvas, raw, n), canvas - canvas + write_step(canvas * 0, raw, n))
     before = env.sim.canvas_logits.clone()

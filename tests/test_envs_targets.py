@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from paintrnn.envs import targets
 from paintrnn.envs.targets import make_target_source
 from PIL import Image
 
@@ -24,6 +25,21 @@ def test_mnist_digits_are_resized_to_the_canvas_and_drawn_by_the_generator():
     assert not np.array_equal(image, source.sample(np.random.default_rng(1)))
     _, rgb = sample("mnist:test", 28, 28, 3)
     assert rgb.shape == (28, 28, 3) and (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_resized_targets_are_cached_and_callers_cannot_corrupt_the_cache(monkeypatch):
+    images = np.random.default_rng(0).integers(0, 256, (3, 7, 9, 1), dtype=np.uint8)
+    source, first = sample(images, 20, 30, 1, seed=4)
+    assert source._cached.sum() == 1  # resized once, kept
+    expected = first.copy()
+    first[:] = 0  # the caller owns what it gets
+    again = source.sample(np.random.default_rng(4))
+    assert np.array_equal(again, expected) and np.array_equal(again, np.asarray(
+        Image.fromarray(images[int(np.random.default_rng(4).integers(3)), ..., 0]).resize((30, 20), Image.BILINEAR)
+    )[..., None])  # fmt: skip
+    monkeypatch.setattr(targets, "CACHE_BYTES", 3 * 20 * 30 - 1)
+    small, image = sample(images, 20, 30, 1, seed=4)
+    assert small._cache is None and np.array_equal(image, expected)  # over the budget: resized per sample
 
 
 def test_full_mnist_from_data_dir(shared_data):
