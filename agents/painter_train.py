@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from paintrnn.config import parse_config
+from paintrnn.training import keep_freed_memory
 
 MODES = ("backprop", "ppo", "gan")
 
@@ -23,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(__doc__)
         raise SystemExit(f"choose a mode: {', '.join(MODES)}" if argv and argv[0] not in ("-h", "--help") else 0)
     mode, rest = argv[0], argv[1:]
+    keep_freed_memory()  # the renderer's large per-step tensors would be re-faulted page by page otherwise
     prog = f"train_painter.py {mode}"
     if mode == "backprop":
         from paintrnn.agents.painter_backprop import BackpropConfig, train_backprop

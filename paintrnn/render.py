@@ -184,8 +184,9 @@ def _coverage(r: Tensor, d: Tensor, soft: bool, s: float) -> tuple[Tensor, Tenso
 
     Hard: ``clamp(r - d + 1/2, 0, 1) - clamp(1/2 - r - d, 0, 1)``. Soft: each ``clamp(x + 1/2, 0, 1)`` becomes
     ``S(x) = (softplus(s (x + 1/2)) - softplus(s (x - 1/2))) / s``, computed without cancellation as
-    ``clamp(x + 1/2, 0, 1) + (L(x + 1/2) - L(x - 1/2)) / s`` with ``L(u) = log(1 + exp(-s |u|))``; its
-    derivative is ``sigmoid(s (x + 1/2)) - sigmoid(s (x - 1/2))``.
+    ``clamp(x + 1/2, 0, 1) + (L(x + 1/2) - L(x - 1/2)) / s`` with ``L(u) = log(1 + exp(-s |u|))`` (the four
+    ``L`` terms of the two edges summed inside one ``log1p``); its derivative is
+    ``sigmoid(s (x + 1/2)) - sigmoid(s (x - 1/2))``.
     """
     us = (r - d + 0.5, r - d - 0.5, 0.5 - r - d, -0.5 - r - d)  # S(r - d) uses the first two, S(-r - d) the rest
     hard = us[0].clamp(0.0, 1.0) - us[2].clamp(0.0, 1.0)
@@ -193,9 +194,10 @@ def _coverage(r: Tensor, d: Tensor, soft: bool, s: float) -> tuple[Tensor, Tenso
         du, dw = ((us[0] >= 0) & (us[0] <= 1)).to(r.dtype), ((us[2] >= 0) & (us[2] <= 1)).to(r.dtype)
         return hard, du + dw, dw - du
     e = [torch.exp(-s * u.abs()) for u in us]
-    log = [torch.log1p(ei) for ei in e]
     sig = [torch.where(u >= 0, 1.0, ei) / (1 + ei) for u, ei in zip(us, e)]  # sigmoid(s u)
-    cov = hard + (log[0] - log[1] - log[2] + log[3]) / s
+    # L0 - L1 - L2 + L3 = log1p(x) with x = (1 + e0)(1 + e3) / ((1 + e1)(1 + e2)) - 1: one log, not four
+    x = (e[0] - e[1] + e[3] - e[2] + e[0] * e[3] - e[1] * e[2]) / ((1 + e[1]) * (1 + e[2]))
+    cov = hard + torch.log1p(x) / s
     d_pos, d_neg = sig[0] - sig[1], sig[2] - sig[3]  # S'(r - d), S'(-r - d)
     return cov, d_pos + d_neg, d_neg - d_pos
 

@@ -6,9 +6,12 @@ uniform actions (end points uniform, control point inside their box, radius up t
   (square-sum loss alone: that loss's forward + backward on a leaf of the output's shape, for reference)
   baseline: ~100 filled circles along the Bézier on a 2x canvas (PIL ImageDraw, radius and opacity
   interpolated), bilinear downsampling to the target size, then alpha compositing (NumPy), stroke by stroke.
-Each thread setting (``--threads 1,0``; 0 = torch's default, on which the targets are judged) runs in a
-fresh process; within it the methods are timed in interleaved rounds, so the ratio to PIL is robust to load.
-``python scripts/benchmark_render.py [--quick] [--threads 1,0] [--json docs/results/render.json]``
+Each setting runs in a fresh process: torch threads (``--threads 1,0``; 0 = torch's default) times the
+allocator (``--malloc glibc,keep``: glibc's default, which unmaps and re-faults every tensor above 32 MB,
+or ``keep``, :func:`paintrnn.training.keep_freed_memory`, what the training scripts use). The targets are
+judged on torch's default threads with ``keep``; every other setting is in the table. Within a process the
+methods are timed in interleaved rounds, so the ratio to PIL (measured under the same setting) is robust to
+load. ``python scripts/benchmark_render.py [--quick] [--threads 1,0] [--json docs/results/render.json]``
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from paintrnn.render import render_strokes, stroke_size
+from paintrnn.training import keep_freed_memory
 
 
 def ltp_strokes(batch: int, seed: int) -> torch.Tensor:
@@ -75,10 +79,12 @@ def timed(fns: dict, reps: int) -> dict:
 PIL_ROW = "PIL circles (LTP) forward"
 
 
-def measure(batch: int, reps: int, backend: str, threads: int) -> list[dict]:
-    """Rows of the table for one thread setting (``0``: torch's default), measured in this process."""
+def measure(batch: int, reps: int, backend: str, threads: int, malloc: str) -> list[dict]:
+    """Rows of the table for one setting (threads ``0``: torch's default), measured in this process."""
     if threads:
         torch.set_num_threads(threads)
+    if malloc == "keep" and not keep_freed_memory():
+        raise SystemExit("--malloc keep needs glibc (Linux)")
     rows = []
     for size in (64, 128):
         s = ltp_strokes(batch, seed=size)
@@ -110,6 +116,7 @@ def measure(batch: int, reps: int, backend: str, threads: int) -> list[dict]:
                     "size": size,
                     "batch": batch,
                     "threads": torch.get_num_threads(),
+                    "malloc": malloc,
                     "seconds": sec,
                     "strokes_per_s": batch / sec,
                 }
@@ -130,27 +137,36 @@ def main(argv: list[str] | None = None) -> dict:
         help="comma-separated torch thread counts, each measured in a fresh process; 0 = torch's default "
         "(the targets are judged on the default)",
     )
+    parser.add_argument(
+        "--malloc",
+        default="glibc,keep",
+        help="comma-separated allocator settings, each in a fresh process: 'glibc' (default behaviour) or 'keep' "
+        "(paintrnn.training.keep_freed_memory; the targets are judged on it)",
+    )
+    parser.add_argument("--child-malloc", default="glibc", help=argparse.SUPPRESS)  # internal
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)  # internal: one setting
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 10)
     if args.child is not None:
-        print(json.dumps(measure(args.batch, reps, args.backend, args.child)))
+        print(json.dumps(measure(args.batch, reps, args.backend, args.child, args.child_malloc)))
         return {}
     load_before = os.getloadavg()[0]
     rows, defaults = [], None
-    for threads in (int(t) for t in args.threads.split(",")):
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", str(threads), "--batch", str(args.batch)]
-        cmd += ["--reps", str(reps), "--backend", args.backend]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        part = json.loads(out.strip().splitlines()[-1])
-        rows += part
-        if threads == 0:
-            defaults = part[0]["threads"]
-    judged = defaults if defaults is not None else rows[0]["threads"]
-    rate = {(r["method"], r["size"], r["threads"]): r["strokes_per_s"] for r in rows}
+    mallocs = args.malloc.split(",")
+    for malloc in mallocs:
+        for threads in (int(t) for t in args.threads.split(",")):
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", str(threads), "--batch", str(args.batch)]
+            cmd += ["--reps", str(reps), "--backend", args.backend, "--child-malloc", malloc]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            part = json.loads(out.strip().splitlines()[-1])
+            rows += part
+            if threads == 0:
+                defaults = part[0]["threads"]
+    judged = (defaults if defaults is not None else rows[0]["threads"], "keep" if "keep" in mallocs else mallocs[0])
+    rate = {(r["method"], r["size"], r["threads"], r["malloc"]): r["strokes_per_s"] for r in rows}
 
-    def ratio(method: str, size: int, threads: int) -> float:
-        return rate[(method, size, threads)] / rate[(PIL_ROW, size, threads)]
+    def ratio(method: str, size: int, threads: int, malloc: str) -> float:
+        return rate[(method, size, threads, malloc)] / rate[(PIL_ROW, size, threads, malloc)]
 
     targets = [
         {"name": "hard_fwd_64_speedup_vs_pil", "op": ">=", "target": 10},
@@ -161,27 +177,33 @@ def main(argv: list[str] | None = None) -> dict:
         "soft_fwdbwd_128_vs_pil_fwd": ("ours soft forward+backward", 128),
     }
     for t in targets:
-        t["value"] = ratio(*cases[t["name"]], judged)
-        t["threads"] = judged
-    print(f"{'method':<34} {'size':>5} {'threads':>7} {'strokes/s':>11} {'x PIL':>7}")
+        t["value"] = ratio(*cases[t["name"]], *judged)
+        t["threads"], t["malloc"] = judged
+    print(f"{'method':<34} {'size':>5} {'threads':>7} {'malloc':>6} {'strokes/s':>11} {'x PIL':>7}")
     for row in rows:
-        x = ratio(row["method"], row["size"], row["threads"])
-        print(f"{row['method']:<34} {row['size']:>5} {row['threads']:>7} {row['strokes_per_s']:>11.0f} {x:>7.2f}")
+        x = ratio(row["method"], row["size"], row["threads"], row["malloc"])
+        print(
+            f"{row['method']:<34} {row['size']:>5} {row['threads']:>7} {row['malloc']:>6} "
+            f"{row['strokes_per_s']:>11.0f} {x:>7.2f}"
+        )
     for t in targets:
         ok = t["value"] >= t["target"]
-        print(f"target {t['name']} ({judged} threads): {t['value']:.2f} (>= {t['target']}) {'met' if ok else 'MISSED'}")
+        print(
+            f"target {t['name']} ({judged[0]} threads, malloc {judged[1]}): {t['value']:.2f} (>= {t['target']}) "
+            f"{'met' if ok else 'MISSED'}"
+        )
     result = {
         "rows": rows,
         "targets": targets,
-        "ratios_by_threads": {
-            str(th): {name: ratio(*case, th) for name, case in cases.items()}
-            for th in sorted({r["threads"] for r in rows})
+        "ratios_by_setting": {
+            f"{th} threads, malloc {m}": {name: ratio(*case, th, m) for name, case in cases.items()}
+            for th, m in sorted({(r["threads"], r["malloc"]) for r in rows})
         },
         "machine": {
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
-            "default_threads": judged,
+            "default_threads": judged[0],
             "load_average_1min_before": load_before,
             "load_average_1min_after": os.getloadavg()[0],
             "device": "cpu",
@@ -192,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
             "quick": args.quick,
             "backend": args.backend,
             "threads": args.threads,
+            "malloc": args.malloc,
             "strokes": "Learning to Paint uniform actions, RGB, one stroke per canvas",
             "timing": "median of interleaved rounds after 2 warm-up calls; each thread setting in a fresh process",
         },

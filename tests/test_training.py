@@ -1,4 +1,5 @@
 import json
+import platform
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -136,14 +137,25 @@ def test_two_process_gloo_all_reduce(tmp_path):
         "import torch\nfrom paintrnn.training import setup_distributed, all_reduce_mean, cleanup_distributed\n"
         "info = setup_distributed('cpu')\n"
         "v = all_reduce_mean(torch.tensor([float(info.rank)]))\n"
-        "print('RESULT', info.rank, info.world_size, v.item())\ncleanup_distributed()\n"
-    )
+        "import pathlib, sys\n"
+        "out = f'RESULT {info.rank} {info.world_size} {v.item()}'\n"
+        "pathlib.Path(sys.argv[1], f'rank{info.rank}.txt').write_text(out)\n"
+        "cleanup_distributed()\n"
+    )  # one file per rank: the two processes' stdout lines can interleave
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", script, tmp_path],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    results = sorted(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
+    results = sorted(p.read_text() for p in tmp_path.glob("rank*.txt"))
     assert results == ["RESULT 0 2 0.5", "RESULT 1 2 0.5"]
+
+
+def test_keep_freed_memory_takes_effect_on_glibc_linux():
+    code = "from paintrnn.training import keep_freed_memory; print(keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert out.stdout.strip() == str(expected)  # a process-wide setting: checked in a child process
