@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configs = {"paper": preset("paper")} if args.quick else {n: preset(n) for n in ("paper", "fast", "cpu")}
+    load_before = os.getloadavg()[0]
     rows = [pixel_baseline(args.data_dir), *run_rows(args.from_runs)]
     for threads in args.threads or [torch.get_num_threads()]:
         torch.set_num_threads(threads)
@@ -239,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": machine_info(torch.device("cpu")),
             "budget": {
                 "speed": f"median of {2 if args.quick else 6} training steps at batch {args.batch}, CPU, "
-                f"threads {args.threads or [torch.get_num_threads()]}; the machine was shared with other jobs",
+                f"threads {args.threads or [torch.get_num_threads()]}; 1-min load average {load_before:.2f} "
+                f"before, {os.getloadavg()[0]:.2f} after (other jobs on the machine slow these rows)",
                 "quality": "see each row: epochs, train_minutes, device (from the run's eval.json)",
             },
             "targets": tgts,

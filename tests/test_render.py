@@ -248,7 +248,7 @@ def _curve_families(n: int, size: float, g: torch.Generator) -> dict[str, torch.
 
 
 def test_closed_form_closest_point_matches_dense_sampling():
-    from paintrnn.render import _closest
+    from paintrnn.stroke_kernels import closest as _closest
 
     g = torch.Generator().manual_seed(15)
     t = torch.linspace(0, 1, 4001, dtype=torch.float64)
@@ -285,7 +285,7 @@ def test_thin_and_degenerate_strokes_match_per_pixel_reference():
 
 
 def test_soft_coverage_matches_softplus_definition_and_its_derivatives():
-    from paintrnn.render import _coverage
+    from paintrnn.stroke_kernels import coverage as _coverage
 
     g = torch.Generator().manual_seed(17)
     r = (torch.rand(400, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
