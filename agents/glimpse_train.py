@@ -67,6 +67,9 @@ class Config:
     """Where the first glimpse is taken: the image centre, or a uniformly random place."""
     std: float = 0.11
     """Standard deviation of the Gaussian location policy (locations live in [-1, 1])."""
+    shift: int = 0
+    """Training augmentation: each training image is moved by a random offset of up to +-shift pixels (zeros fill
+    in) every time it is drawn. 0 = none, as in the paper; the test images are never moved."""
     hidden: int = 256
     """Units in the LSTM core (and the hidden layers of the MLP baseline)."""
     epochs: int = 100
@@ -137,11 +140,23 @@ def image_side(cfg: Config) -> int:
     return 28 if cfg.task == "mnist" else cfg.canvas
 
 
-def make_scenes(digits: Tensor, cfg: Config, generator: torch.Generator) -> Tensor:
-    """The images the model sees: the digits themselves, or digits placed on a larger canvas."""
-    if cfg.task == "mnist":
-        return digits
-    return place_on_canvas(digits, cfg.canvas, cfg.clutter if cfg.task == "cluttered" else 0, 8, generator)[0]
+def make_scenes(digits: Tensor, cfg: Config, generator: torch.Generator, train: bool = False) -> Tensor:
+    """The images the model sees: the digits themselves, or digits placed on a larger canvas (then, for
+    training, moved by up to ``cfg.shift`` pixels)."""
+    if cfg.task != "mnist":
+        digits = place_on_canvas(digits, cfg.canvas, cfg.clutter if cfg.task == "cluttered" else 0, 8, generator)[0]
+    return shift_images(digits, cfg.shift, generator) if train and cfg.shift > 0 else digits
+
+
+def shift_images(images: Tensor, shift: int, generator: torch.Generator) -> Tensor:
+    """Move each image ``(B, 1, H, W)`` by a random whole-pixel offset in ``[-shift, shift]^2``; zeros fill in."""
+    b, _, h, w = images.shape
+    device = images.device
+    padded = F.pad(images, (shift, shift, shift, shift))  # (B, 1, H + 2s, W + 2s)
+    offsets = torch.randint(0, 2 * shift + 1, (2, b), generator=generator, device=generator.device).to(device)
+    rows = offsets[0][:, None, None] + torch.arange(h, device=device)[:, None]  # (B, H, 1)
+    cols = offsets[1][:, None, None] + torch.arange(w, device=device)  # (B, 1, W)
+    return padded[torch.arange(b, device=device)[:, None, None], 0, rows, cols][:, None]  # (B, 1, H, W)
 
 
 def start_locations(batch: int, cfg: Config, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -198,6 +213,8 @@ def train(cfg: Config) -> dict:
     """Train (resuming from ``run_dir/checkpoint.pt`` when present); returns the result dict."""
     if cfg.glimpses < 1 or cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError("glimpses, epochs and batch_size must be >= 1")
+    if cfg.shift < 0:
+        raise ValueError(f"shift must be >= 0 pixels, got {cfg.shift}")
     if cfg.task != "mnist" and cfg.canvas < 28:
         raise ValueError(f"canvas must be at least 28 pixels, got {cfg.canvas}")
     device = resolve_device(cfg.device)
@@ -234,7 +251,7 @@ def train(cfg: Config) -> dict:
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, epoch + i / steps_per_epoch, elapsed + time.time() - t0)
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            images, labels = make_scenes(train_x[idx], cfg, noise), train_y[idx]
+            images, labels = make_scenes(train_x[idx], cfg, noise, train=True), train_y[idx]
             logits, rollout = run_model(model, images, cfg, noise)
             if rollout is None:
                 loss = F.cross_entropy(logits, labels)

@@ -87,3 +87,19 @@ def test_translated_random_ablation_and_gif(tmp_path):
                    "--test-limit", "64", "--no-progress", "--run-dir", str(tmp_path)])  # fmt: skip
     assert 0 <= result["test_error_pct"] <= 100
     assert (tmp_path / "glimpses.gif").stat().st_size > 0
+
+
+def test_shift_augmentation_moves_each_image_by_at_most_shift_pixels():
+    from paintrnn.agents.glimpse_train import shift_images
+
+    images = torch.zeros(64, 1, 12, 10)
+    images[:, 0, 6, 5] = torch.arange(1, 65).float()  # one bright pixel per image, its own value
+    moved = shift_images(images, 2, torch.Generator().manual_seed(0))
+    assert moved.shape == images.shape
+    for i in range(64):
+        (row, col), value = moved[i, 0].nonzero()[0].tolist(), moved[i, 0].max()
+        assert moved[i].count_nonzero() == 1 and value == i + 1  # moved, not blurred or mixed up
+        assert abs(row - 6) <= 2 and abs(col - 5) <= 2
+    offsets = {tuple(moved[i, 0].nonzero()[0].tolist()) for i in range(64)}
+    assert len(offsets) > 10  # offsets differ between images
+    assert torch.equal(shift_images(images, 0, torch.Generator()), images)
