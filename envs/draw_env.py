@@ -35,7 +35,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from paintrnn.attention import Window, filterbank, window_box, window_from_raw, write
+from paintrnn.attention import filterbank, window_box, window_from_raw, write
 
 from .batched import NativeVectorEnv, SingleEnv
 from .canvas import CanvasConfig, CanvasEnv
@@ -81,17 +81,17 @@ def draw_actions_to_raw(actions: Tensor, patch_scale: float = 8.0) -> Tensor:
     return torch.cat([offset + scale * a[:, :5], patch_scale * a[:, 5:]], dim=1)
 
 
+def write_update(raw: Tensor, shape: torch.Size, n: int, out: Tensor | None = None) -> Tensor:
+    """The write of ``raw (B, 5 + C N N)`` onto canvases of ``shape (B, C, H, W)``, not yet added (into ``out``)."""
+    b, c, h, w = shape
+    window = window_from_raw(raw[:, :5], h, w, n)
+    patch = raw[:, 5:].reshape(b, c, n, n)
+    return write(patch, *filterbank(window, n, h, w), window.gamma, out=out)
+
+
 def write_step(canvas_logits: Tensor, raw: Tensor, n: int) -> Tensor:
     """DRAW's canvas update: ``canvas_logits (B, C, H, W)`` + write of ``raw (B, 5 + C N N)``."""
-    return _write_step(canvas_logits, raw, n)[0]
-
-
-def _write_step(canvas_logits: Tensor, raw: Tensor, n: int) -> tuple[Tensor, Window]:
-    b, c, h, w = canvas_logits.shape
-    window = window_from_raw(raw[:, :5], h, w, n)
-    fx, fy = filterbank(window, n, h, w)
-    patch = raw[:, 5:].reshape(b, c, n, n)
-    return canvas_logits + write(patch, fx, fy, window.gamma), window
+    return canvas_logits + write_update(raw, canvas_logits.shape, n)
 
 
 class DrawSim(CanvasEnv):
@@ -127,10 +127,7 @@ class DrawSim(CanvasEnv):
     def _paint(self, actions: Tensor) -> np.ndarray:
         cfg = self.config
         raw = actions if cfg.raw_actions else draw_actions_to_raw(actions, cfg.patch_scale)
-        b, c, h, w = self.canvas_logits.shape
-        window = window_from_raw(raw[:, :5], h, w, cfg.n)
-        patch = raw[:, 5:].reshape(b, c, cfg.n, cfg.n)
-        update = write(patch, *filterbank(window, cfg.n, h, w), window.gamma, out=self._scratch)
+        update = write_update(raw, self.canvas_logits.shape, cfg.n, out=self._scratch)
         if cfg.raw_actions:
             bad = ~torch.isfinite(update).flatten(1).all(1)
             if bool(bad.any()):
@@ -140,7 +137,7 @@ class DrawSim(CanvasEnv):
                 )
         self.canvas_logits.add_(update)  # in place, the same sum as ``canvas_logits + update``
         torch.sigmoid(self.canvas_logits, out=self.canvas)
-        self._window_raw = raw[:, :5]
+        self._window_raw = raw[:, :5].clone()  # raw may share memory with the caller's action array
         return np.ones(self.num_envs, np.int64)
 
 
