@@ -84,6 +84,7 @@ def table(results: dict[tuple[str, str], dict]) -> tuple[list[dict], list[dict]]
             "model": {"ram": "RAM", "random": "RAM, random glimpses (ablation)", "cnn": "CNN, whole image"}[model],
             "glimpses": c["glimpses"] if model != "cnn" else None,
             "retina": f"{c['glimpse_size']}x{c['glimpse_size']}, {c['scales']} scale(s)" if model != "cnn" else None,
+            "train_shift_px": c.get("shift", 0),
             "test_error_pct": r["test_error_pct"],
             "n_test": r["n_test"],
             "epochs": r["epochs_done"],
@@ -108,9 +109,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if not results:
         raise SystemExit(f"no {{task}}_{{model}}/result.json found under {cfg.from_runs}")
     rows, targets = table(results)
-    print(f"{'task':<26}{'model':<34}{'glimpses':>9}  {'retina':<20}{'error %':>8}{'epochs':>8}{'minutes':>9}  device")
+    print(
+        f"{'task':<26}{'model':<34}{'glimpses':>9}  {'retina':<20}{'shift':>6}{'error %':>8}{'epochs':>8}"
+        f"{'minutes':>9}  device"
+    )
     for r in rows:
         print(f"{r['task']:<26}{r['model']:<34}{r['glimpses'] or '-':>9}  {r['retina'] or 'whole image':<20}"
+              f"{r['train_shift_px']:>6}"
               f"{r['test_error_pct']:>8.2f}{r['epochs']:>8}{r['train_minutes']:>9.2f}  {r['device']}")  # fmt: skip
     for t in targets:
         ok = t["value"] <= t["target"]
