@@ -77,9 +77,14 @@ class CanvasConfig:
             raise ValueError(f"reward={self.reward!r} needs a target source; use reward='none' without one")
 
 
+def _levels(images: Tensor, out: Tensor | None = None) -> Tensor:
+    """Floats in [0, 1] -> float grey levels whose truncation rounds to the nearest uint8 (halves up)."""
+    return torch.mul(images, 255, out=out).add_(0.5).clamp_(0, 255)
+
+
 def to_uint8(images: Tensor) -> Tensor:
     """Floats in [0, 1] -> uint8, rounding to the nearest level (halves up)."""
-    return images.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    return _levels(images).to(torch.uint8)
 
 
 def observe_images(images: Tensor, scratch: Tensor | None = None) -> np.ndarray:
@@ -92,7 +97,7 @@ def observe_images(images: Tensor, scratch: Tensor | None = None) -> np.ndarray:
     if images.device.type != "cpu":
         u8 = to_uint8(images)
         return (u8.reshape(n, h, w, 1) if c == 1 else u8.permute(0, 2, 3, 1)).cpu().numpy()
-    levels = torch.mul(images, 255, out=scratch).add_(0.5).clamp_(0, 255)
+    levels = _levels(images, scratch)
     levels = levels.reshape(n, h, w, 1) if c == 1 else levels.permute(0, 2, 3, 1)
     return levels.numpy().astype(np.uint8, order="C")
 

@@ -52,16 +52,16 @@ def filterbank(window: Window, n: int, height: int, width: int) -> tuple[Tensor,
     offsets = torch.arange(n, dtype=dtype, device=device) - (n - 1) / 2  # (N,)
     spread = offsets * window.delta[:, None]  # (B, N)
     scale = (-0.5 / window.sigma2)[:, None, None]  # (B, 1, 1)
-    if height == width:  # both axes in one pass: (B, 2N, W), split into views
-        mu = torch.cat([window.gx[:, None] + spread, window.gy[:, None] + spread], dim=1)  # (B, 2N)
-        pixels = torch.arange(width, dtype=dtype, device=device)  # (W,)
-        filters = torch.softmax(torch.square(pixels - mu[..., None]) * scale, dim=-1)
+
+    def gaussians(size: int, mu: Tensor) -> Tensor:  # centres mu (B, M) -> (B, M, size), rows summing to 1
+        pixels = torch.arange(size, dtype=dtype, device=device)
+        return torch.softmax(torch.square(pixels - mu[..., None]) * scale, dim=-1)
+
+    mu_x, mu_y = window.gx[:, None] + spread, window.gy[:, None] + spread  # (B, N) each
+    if height == width:  # both axes in one pass, split into views
+        filters = gaussians(width, torch.cat([mu_x, mu_y], dim=1))  # (B, 2N, W)
         return filters[:, :n], filters[:, n:]
-    a = torch.arange(width, dtype=dtype, device=device)  # (W,)
-    b = torch.arange(height, dtype=dtype, device=device)  # (H,)
-    fx = torch.softmax(torch.square(a - (window.gx[:, None] + spread)[..., None]) * scale, dim=-1)  # (B, N, W)
-    fy = torch.softmax(torch.square(b - (window.gy[:, None] + spread)[..., None]) * scale, dim=-1)  # (B, N, H)
-    return fx, fy
+    return gaussians(width, mu_x), gaussians(height, mu_y)  # (B, N, W), (B, N, H)
 
 
 def read(image: Tensor, fx: Tensor, fy: Tensor, gamma: Tensor) -> Tensor:
