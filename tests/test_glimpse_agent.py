@@ -103,3 +103,26 @@ def test_shift_augmentation_moves_each_image_by_at_most_shift_pixels():
     offsets = {tuple(moved[i, 0].nonzero()[0].tolist()) for i in range(64)}
     assert len(offsets) > 10  # offsets differ between images
     assert torch.equal(shift_images(images, 0, torch.Generator()), images)
+
+
+def test_benchmark_table_pairs_the_ablation_at_the_same_budget(tmp_path):
+    from paintrnn.agents.glimpse_benchmark import collect, table
+
+    def run(folder: str, model: str, err: float, epochs: int, planned: int, limit: float | None) -> None:
+        path = tmp_path / folder / f"mnist_{model}"
+        path.mkdir(parents=True)
+        config = {"canvas": 28, "glimpses": 7, "glimpse_size": 8, "scales": 1, "shift": 2, "epochs": planned,
+                  "time_limit_min": limit}
+        result = {"config": config, "test_error_pct": err, "n_test": 10000, "epochs_done": epochs,
+                  "train_minutes": 1.0, "device": "cpu", "parameters": 1}
+        (path / "result.json").write_text(json.dumps(result))
+
+    run("short", "ram", 1.3, 128, 2000, 45.0)  # stopped by the 45-minute limit
+    run("short", "random", 3.9, 130, 2000, 45.0)
+    run("long", "ram", 1.1, 220, 220, None)
+    rows, targets = table(collect([str(tmp_path / "short"), str(tmp_path / "long")]))
+    assert [(r["model"], r["epochs"]) for r in rows] == [("RAM", 128), ("RAM", 220),
+                                                          ("RAM, random glimpses (ablation)", 130)]
+    error, ratio = targets
+    assert error["value"] == 1.1 and "220 epochs" in error["note"]  # the longest RAM run
+    assert ratio["value"] == round(1.3 / 3.9, 3)  # the RAM run trained on the ablation's budget
