@@ -57,15 +57,21 @@ class TextureModelConfig:
     """Logistic mixture components per pixel."""
     head_hidden: int = 64
     """Hidden units of the per-pixel output MLP."""
+    head_layers: int = 1
+    """Hidden layers of the per-pixel output MLP."""
+    up_right: bool = False
+    """Spatial LSTM cells also read their upper-right neighbour (context to the right in the rows above)."""
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "slope", "components", "head_hidden"):
+        for name in ("hidden", "layers", "slope", "components", "head_hidden", "head_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.radius < 1:
             raise ValueError(f"radius must be >= 1, got {self.radius}")
+        if self.up_right and self.slope < 2:
+            raise ValueError(f"up_right needs slope >= 2 (its neighbour is on front t - slope + 1), got {self.slope}")
 
 
 def causal_offsets(radius: int, slope: int) -> list[tuple[int, int]]:
@@ -102,14 +108,13 @@ class TextureModel(nn.Module):
         self.offsets = causal_offsets(config.radius, config.slope)
         n_in = len(self.offsets) * config.channels
         self.layers = nn.ModuleList(
-            SpatialLSTM(n_in if i == 0 else config.hidden, config.hidden) for i in range(config.layers)
+            SpatialLSTM(n_in if i == 0 else config.hidden, config.hidden, config.up_right)
+            for i in range(config.layers)
         )
         self.dist = DiscretizedLogisticMixture(config.channels, config.components)
-        self.head = nn.Sequential(
-            nn.Linear(config.hidden + n_in, config.head_hidden),
-            nn.GELU(),
-            nn.Linear(config.head_hidden, self.dist.num_params),
-        )
+        widths = [config.hidden + n_in] + [config.head_hidden] * config.head_layers
+        hidden_layers = [m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b), nn.GELU())]
+        self.head = nn.Sequential(*hidden_layers, nn.Linear(config.head_hidden, self.dist.num_params))
 
     def neighbourhood(self, xs: Tensor) -> Tensor:
         """Causal neighbourhoods of all pixels: `(B, H, W, C)` scaled -> `(B, H, W, K * C)`."""
@@ -128,8 +133,8 @@ class TextureModel(nn.Module):
         check_images(values, self.config.channels)
         feat = self.neighbourhood(scale(values))
         h = feat
-        for layer in self.layers:  # all inputs are known: the fewest fronts (anti-diagonals) are fastest
-            h = layer(h, slope=1)
+        for layer in self.layers:  # all inputs are known: the fewest fronts (the layer's minimal slope) are fastest
+            h = layer(h)
         return self.head_params(h, feat)
 
     def log_prob(self, values: Tensor) -> Tensor:

@@ -69,6 +69,8 @@ class TrainConfig(TextureModelConfig):
     """Optimisation steps."""
     lr: float = 3e-3
     """Peak Adam learning rate (cosine decay to 5% of it)."""
+    warmup: int = 0
+    """Steps of linear learning-rate warm-up before the cosine decay."""
     grad_clip: float = 1.0
     """Gradient norm clipping."""
     flips: Literal["none", "h", "v", "hv"] = "h"
@@ -103,6 +105,8 @@ class TrainConfig(TextureModelConfig):
         for name in ("crop", "batch_size", "steps", "eval_every", "log_every", "checkpoint_every", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup < self.steps:
+            raise ValueError(f"warmup must be in [0, steps), got {self.warmup}")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         if not self.lr > 0:
@@ -189,6 +193,14 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Te
     return model.eval()
 
 
+def lr_at(step: int, steps: int, lr: float, warmup: int = 0) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay from `lr` to 5% of it at `steps`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    frac = (step - warmup) / (steps - warmup)
+    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
     """Train (or resume) a texture model; returns it (unwrapped, on its device) and a summary dict."""
     info = setup_distributed(cfg.device)
@@ -231,7 +243,7 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
     t0 = time.perf_counter()
     for step in progress(range(start, cfg.steps), enabled=info.is_main and cfg.progress, initial=start,
                          total=cfg.steps, desc="texture"):
-        lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        lr = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
         for group in opt.param_groups:
             group["lr"] = lr
         batch = sampler().to(info.device)  # (B, S, S, C)

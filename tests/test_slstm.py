@@ -19,7 +19,8 @@ def raster_reference(layer: SpatialLSTM, x: torch.Tensor) -> torch.Tensor:
         for j in range(width):
             up = states.get((i - 1, j), (zero, zero))
             left = states.get((i, j - 1), (zero, zero))
-            states[i, j] = layer.cell(layer.input(x[:, i, j]), up, left)
+            up_right = states.get((i - 1, j + 1), (zero, zero))  # read only by up_right layers
+            states[i, j] = layer.cell(layer.input(x[:, i, j]), up, left, up_right)
     return torch.stack([torch.stack([states[i, j][0] for j in range(width)], 1) for i in range(height)], 1)
 
 
@@ -52,10 +53,10 @@ def test_fronts_partition_the_grid_and_neighbours_come_earlier(slope):
         assert j == 0 or seen[i, j - 1] < t
 
 
-@pytest.mark.parametrize("slope", [1, 2, 3])
-def test_wavefront_matches_raster_loop_outputs_and_gradients(slope):
+@pytest.mark.parametrize("slope, up_right", [(1, False), (2, False), (3, False), (2, True), (3, True)])
+def test_wavefront_matches_raster_loop_outputs_and_gradients(slope, up_right):
     torch.manual_seed(0)
-    layer = SpatialLSTM(3, 4).double()
+    layer = SpatialLSTM(3, 4, up_right).double()
     x = torch.randn(2, 5, 6, 3, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(2, 5, 6, 4, dtype=torch.float64)
 
@@ -76,11 +77,12 @@ def test_stacked_wavefront_matches_raster_for_rectangular_grid():
     torch.testing.assert_close(l2(l1(x, 2), 2), raster_reference(l2, raster_reference(l1, x)), rtol=0, atol=1e-12)
 
 
-def test_layer_gradcheck():
+@pytest.mark.parametrize("up_right", [False, True])
+def test_layer_gradcheck(up_right):
     torch.manual_seed(2)
-    layer = SpatialLSTM(2, 3).double()
+    layer = SpatialLSTM(2, 3, up_right).double()
     x = torch.randn(1, 3, 4, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v: layer(v, 1), (x,))
+    assert torch.autograd.gradcheck(layer, (x,))
 
 
 def test_state_depends_on_exactly_the_upper_left_quadrant():
@@ -93,6 +95,17 @@ def test_state_depends_on_exactly_the_upper_left_quadrant():
     assert torch.equal(nonzero, (i <= 3) & (j <= 2))
 
 
+def test_up_right_state_depends_on_exactly_the_cone_reaching_right_in_the_rows_above():
+    torch.manual_seed(3)
+    layer = SpatialLSTM(1, 4, up_right=True).double()
+    x = torch.randn(1, 6, 8, 1, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(layer(x)[0, 4, 2].sum(), x)
+    i, j = torch.meshgrid(torch.arange(6), torch.arange(8), indexing="ij")
+    assert torch.equal(grad[0, ..., 0] != 0, (i <= 4) & (j <= 2 + (4 - i)))
+    with pytest.raises(ValueError, match="slope >= 2"):
+        layer(x, 1)  # the upper-right neighbour would lie on the same anti-diagonal
+
+
 def test_memory_stays_bounded_on_a_large_grid():
     torch.manual_seed(4)
     layer = SpatialLSTM(1, 8)
@@ -103,6 +116,11 @@ def test_memory_stays_bounded_on_a_large_grid():
         # one cell: the two forget gates together keep at most the larger neighbour memory, plus 1
         big = torch.full((4, 8), 1e3)
         _, c = layer.cell(layer.input(torch.randn(4, 1)), (torch.zeros(4, 8), big), (torch.zeros(4, 8), big))
+        assert c.abs().max() <= 1e3 + 1
+        three = SpatialLSTM(1, 8, up_right=True)
+        three.input.bias[16:24] = 30.0
+        assert torch.isfinite(three(torch.randn(1, 128, 128, 1))).all()
+        _, c = three.cell(three.input(torch.randn(4, 1)), *[(torch.zeros(4, 8), big)] * 3)
         assert c.abs().max() <= 1e3 + 1
 
 

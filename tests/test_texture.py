@@ -16,7 +16,7 @@ from paintrnn.agents.texture import (
     sample,
     sampling_frames,
 )
-from paintrnn.agents.texture_train import CropSampler, TrainConfig, load_model, main, train
+from paintrnn.agents.texture_train import CropSampler, TrainConfig, load_model, lr_at, main, train
 from PIL import Image
 
 from paintrnn.data import DataError
@@ -36,9 +36,9 @@ def test_neighbourhood_is_ride_half_window_when_slope_exceeds_radius():
     assert (-1, 1) not in causal_offsets(2, 1) and (-2, 1) in causal_offsets(2, 1)  # anti-diagonal fronts
 
 
-@pytest.mark.parametrize("slope", [1, 3])
-def test_params_at_a_pixel_ignore_that_pixel_and_all_later_fronts(slope):
-    model = tiny_model(slope=slope)
+@pytest.mark.parametrize("slope, up_right", [(1, False), (3, False), (2, True), (3, True)])
+def test_params_at_a_pixel_ignore_that_pixel_and_all_later_fronts(slope, up_right):
+    model = tiny_model(slope=slope, up_right=up_right)
     h, w = 7, 8
     x = torch.randint(0, 256, (1, h, w, 1), generator=torch.Generator().manual_seed(0))
     front = slope * torch.arange(h)[:, None] + torch.arange(w)
@@ -54,8 +54,9 @@ def test_params_at_a_pixel_ignore_that_pixel_and_all_later_fronts(slope):
                 assert not torch.allclose(model(nudged)[0, i, j], base[0, i, j])
 
 
-def test_default_model_is_also_causal_in_raster_order():
-    model = tiny_model()
+@pytest.mark.parametrize("up_right", [False, True])
+def test_default_model_is_also_causal_in_raster_order(up_right):
+    model = tiny_model(up_right=up_right)
     assert model.config.slope == model.config.radius + 1
     x = torch.randint(0, 256, (1, 6, 6, 1), generator=torch.Generator().manual_seed(1))
     raster = torch.arange(36).view(6, 6)
@@ -67,9 +68,9 @@ def test_default_model_is_also_causal_in_raster_order():
             torch.testing.assert_close(model(changed)[0, i, j], base[0, i, j], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_front_sampler_uses_exactly_the_distributions_of_the_forward_pass(channels):
-    model = tiny_model(channels=channels)
+@pytest.mark.parametrize("channels, up_right, head_layers", [(1, False, 1), (3, False, 1), (1, True, 2)])
+def test_front_sampler_uses_exactly_the_distributions_of_the_forward_pass(channels, up_right, head_layers):
+    model = tiny_model(channels=channels, up_right=up_right, head_layers=head_layers)
     canvas = torch.zeros(2, 6, 9, channels, dtype=torch.long)
     params = torch.zeros(2, 6, 9, model.dist.num_params)
     with torch.no_grad():
@@ -146,8 +147,20 @@ def test_bad_inputs_are_clear_errors():
         inpaint(model, torch.zeros(1, 8, 8, 1, dtype=torch.uint8), torch.zeros(1, 8, 7, dtype=torch.bool))
     with pytest.raises(ValueError, match="channels"):
         TextureModelConfig(channels=2)
+    with pytest.raises(ValueError, match="slope >= 2"):
+        TextureModelConfig(up_right=True, slope=1)
     with pytest.raises(ValueError, match="smaller than"):
         CropSampler([np.zeros((20, 40, 1), np.uint8)], 32, 4, "h", torch.Generator())
+
+
+def test_learning_rate_warms_up_linearly_then_decays_to_five_percent():
+    lrs = [lr_at(step, 100, 1.0, warmup=10) for step in range(100)]
+    assert lrs[:10] == pytest.approx([(k + 1) / 10 for k in range(10)])
+    assert lrs[10] == pytest.approx(1.0) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(100, 100, 1.0, warmup=10) == pytest.approx(0.05)
+    assert lr_at(0, 100, 2.0) == pytest.approx(2.0)  # no warm-up: the cosine starts at the peak
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig(steps=10, warmup=10)
 
 
 def test_tiny_training_beats_the_best_constant_and_resumes_exactly(tmp_path, monkeypatch):
