@@ -68,7 +68,7 @@ class BenchmarkConfig:
 
     textures: str | None = None
     """Folder of texture images, each split 75% / 25% by rows (default: ../shared/data/textures)."""
-    steps: int = 800
+    steps: int = 3200
     """Training steps for the spatial LSTM and the PixelCNN."""
     crop: int = 32
     """Training crop side."""
@@ -78,7 +78,7 @@ class BenchmarkConfig:
     """Spatial LSTM hidden units."""
     layers: int = 1
     """Spatial LSTM layers."""
-    head_hidden: int = 96
+    head_hidden: int = 80
     """Hidden units of the spatial LSTM model's per-pixel output MLP."""
     head_layers: int = 2
     """Hidden layers of that MLP."""

@@ -113,7 +113,7 @@ def test_refinement_samples_the_exact_posterior_of_a_hole_pixel():
 
     Ancestral sampling ignores the known pixels after the hole; Metropolis-Hastings refinement must not.
     """
-    model = tiny_model(seed=1)
+    model = tiny_model(seed=1, layers=2, radius=2, slope=3, head_layers=1)
     with torch.no_grad():  # make later pixels depend strongly on the hole
         model.head[0].weight.mul_(15.0)
     known = torch.tensor([30, 0, 220, 240]).view(1, 1, 4, 1)
