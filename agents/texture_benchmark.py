@@ -68,7 +68,7 @@ class BenchmarkConfig:
 
     textures: str | None = None
     """Folder of texture images, each split 75% / 25% by rows (default: ../shared/data/textures)."""
-    steps: int = 3200
+    steps: int = 6400
     """Training steps for the spatial LSTM and the PixelCNN."""
     crop: int = 32
     """Training crop side."""
