@@ -247,7 +247,10 @@ class DRAW(nn.Module):
 
     def forward(self, x: Tensor, noise: Tensor | None = None) -> DrawOutput:
         """Unroll over T steps on images ``x`` in [0, 1]; ``noise (T, B, Z)`` fixes the posterior samples."""
-        x = check_images(x, self.config.height, self.config.width)
+        return self.unroll(check_images(x, self.config.height, self.config.width), noise)
+
+    def unroll(self, x: Tensor, noise: Tensor | None = None) -> DrawOutput:
+        """:meth:`forward` without the input checks (they synchronise with the device): ``x (B, 1, H, W)``."""
         state = self.initial_state(x.shape[0], x.device)
         steps = []
         for t in range(self.config.steps):

@@ -32,6 +32,7 @@ from torch.utils.data import DistributedSampler
 
 from paintrnn.config import config_from_dict, parse_config
 from paintrnn.data import binarize_dynamic, binarize_fixed, load_mnist
+from paintrnn.graphs import GraphedStep, prepare_optimizer
 from paintrnn.media import save_grid
 from paintrnn.training import (
     CheckpointError,
@@ -129,13 +130,19 @@ class TrainConfig:
     """CPU threads for torch (default: torch's choice; 1 is fastest on a CPU shared with other jobs)."""
     compile: bool = False
     """torch.compile the step function (falls back to eager if compilation fails)."""
+    cuda_graph: bool = True
+    """On a GPU (one process), replay each whole training step as a CUDA graph: T=64 launches thousands of
+    tiny kernels per step, and the graph removes their launch cost. Training images are then binarised on
+    the GPU, so the noise differs from an eager run (a resumed run still repeats an uninterrupted one)."""
+    eval_batch: int = 500
+    """Test images per evaluation batch (rows per forward pass for the IWAE bound)."""
     progress: bool = True
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        for name in ("epochs", "batch_size", "eval_every", "log_every", "ckpt_every"):
+        for name in ("epochs", "batch_size", "eval_every", "log_every", "ckpt_every", "eval_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and 0 < self.lr_final <= 1 and self.grad_clip > 0):
@@ -245,6 +252,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
     model = (VAE(VAEConfig.matching(mcfg, cfg.vae_hidden)) if cfg.vae else DRAW(mcfg)).to(info.device)
     kind = "vae" if cfg.vae else CHECKPOINT_KIND
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    graphed = cfg.cuda_graph and info.device.type == "cuda" and not (info.distributed or cfg.vae or cfg.eval_only)
     train_x, test_x = mnist_tensors(cfg)
     sampler = DistributedSampler(
         range(train_x.shape[0]),
@@ -272,6 +280,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         step, elapsed = ckpt["step"], float(ckpt["extra"].get("elapsed_s", 0.0))
     elif cfg.eval_only:
         raise CheckpointError(f"--eval-only needs a checkpoint, and there is none at {ckpt_path}")
+    prepare_optimizer(optimizer, graphed)  # after loading: the checkpoint carries the mode it was saved in
     if info.is_main and not cfg.eval_only:  # the configuration of the latest (re)start
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / "config.json", cfg)
@@ -279,8 +288,8 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for the LSTM products
         torch.backends.cudnn.allow_tf32 = True
     logger = MetricsLogger(out / "metrics.jsonl", resume_step=step if step else None, enabled=info.is_main)
+    eager = getattr(model, "step", None)  # evaluation runs eager: its batch shapes would recompile a compiled step
     if cfg.compile and not cfg.vae and not cfg.eval_only:
-        eager = model.step
         try:  # compile now, on a training-shaped batch, so that a broken toolchain falls back to eager
             model.step = torch.compile(model.step, dynamic=False)
             model(torch.zeros(local_batch, 1, mcfg.height, mcfg.width, device=info.device)).loss.backward()
@@ -290,8 +299,43 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             model.zero_grad(set_to_none=True)
             print(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", file=sys.stderr)
     net = DistributedDataParallel(model) if info.distributed else model
+    # The step reads its images from a buffer that keeps its storage (a CUDA graph replays fixed addresses):
+    # binary images when eager (binarised on the CPU from the step's seed), intensities when graphed.
+    inputs = torch.zeros(local_batch, 1, mcfg.height, mcfg.width, device=info.device)
+    train_src = train_x.to(info.device) if graphed else train_x
+
+    def train_step() -> torch.Tensor:
+        x = binarize_dynamic(inputs) if graphed else inputs
+        result = model.unroll(x) if graphed else net(x)
+        if not graphed:
+            check_finite(result.loss, step)
+        result.loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        return torch.stack([result.loss.detach(), result.recon.mean().detach(), grad_norm.detach()])
+
+    model.train()
+    try:
+        runner = GraphedStep(train_step, model, optimizer, enabled=graphed)
+    except Exception as exc:  # pragma: no cover - depends on the GPU toolchain
+        print(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); running eager", file=sys.stderr)
+        graphed = False
+        prepare_optimizer(optimizer, False)
+        optimizer.zero_grad(set_to_none=True)
+        train_src = train_x
+        runner = GraphedStep(train_step, model, optimizer, enabled=False)
+
+    def test_bounds(**kwargs) -> dict[str, float]:
+        if eager is None:  # the VAE baseline
+            return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs)
+        compiled, model.step = model.step, eager
+        try:
+            return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs)
+        finally:
+            model.step = compiled
 
     def checkpoint() -> None:
+        check_finite(sums, step)  # a graphed run checks here and at each log: keep the last good checkpoint
         if info.is_main:
             save_checkpoint(
                 ckpt_path,
@@ -315,25 +359,24 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         if pos == 0 or not epoch_order:
             sampler.set_epoch(epoch)
             epoch_order = list(sampler)
-        idx = torch.tensor(epoch_order[pos * local_batch : (pos + 1) * local_batch])
+            order = torch.tensor(epoch_order, device=train_src.device)  # one host-to-device copy per epoch
+        idx = order[pos * local_batch : (pos + 1) * local_batch]
         torch.manual_seed(step_seed(cfg.seed, step, info.rank))  # noise depends on (seed, step, rank) only
-        x = binarize_dynamic(train_x[idx]).to(info.device, non_blocking=True)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(cfg, step, total, elapsed)
+        if graphed:
+            torch.cuda.manual_seed(step_seed(cfg.seed, step, info.rank))  # the replay draws from this state
+            inputs.copy_(train_src[idx])
+        else:
+            inputs.copy_(binarize_dynamic(train_x[idx]))
+        runner.set_lr(lr_at(cfg, step, total, elapsed))
         model.train()
-        result = net(x)
-        check_finite(result.loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        sums += runner()
         step += 1
         now = time.perf_counter()
         elapsed += now - t_last
         t_last = now
-        sums += torch.stack([result.loss.detach(), result.recon.mean().detach(), grad_norm.detach()])
         seen += 1
         if step % cfg.log_every == 0 or step == total:
+            check_finite(sums, step)
             avg = (sums / seen).tolist()
             rate = seen * cfg.batch_size / (time.perf_counter() - t_log)
             logger.log(
@@ -353,7 +396,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             seen, t_log = 0, time.perf_counter()
         end_of_epoch = step % per_epoch == 0
         if end_of_epoch and (step // per_epoch) % cfg.eval_every == 0:
-            metrics = evaluate(model, test_x, seed=cfg.test_seed)
+            metrics = test_bounds()
             logger.log(step, epoch=step / per_epoch, minutes=elapsed / 60, **metrics)
             if info.is_main:
                 plot_metrics(
@@ -370,7 +413,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             break
     if step >= total or out_of_time or cfg.eval_only:
         show = cfg.progress and info.is_main
-        final = evaluate(model, test_x, iwae_k=cfg.iwae_k, seed=cfg.test_seed, show=show, iwae_images=cfg.iwae_images)
+        final = test_bounds(iwae_k=cfg.iwae_k, show=show, iwae_images=cfg.iwae_images)
         if info.is_main:
             report = {
                 **final,
@@ -382,6 +425,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
                 "stopped_by_time_limit": out_of_time,
                 "batch_size": cfg.batch_size,
                 "processes": info.world_size,
+                "cuda_graph": graphed,
                 "model": asdict(mcfg),
                 "train": asdict(cfg),
                 "machine": machine_info(info.device),
