@@ -122,6 +122,9 @@ class PPOConfig:
     """Entropy bonus weight."""
     max_grad_norm: float = 0.5
     """Gradient norm clip."""
+    target_kl: float | None = None
+    """Stop an update early (as Stable-Baselines3 does) once a minibatch's approximate KL from the rollout's
+    policy exceeds 1.5x this: with dozens of action dimensions the ratio moves fast. None: never stop."""
     init_log_std: float = -1.0
     """Initial log standard deviation of the Gaussian on u (continuous)."""
     init_from: str | None = None
@@ -383,13 +386,15 @@ def ppo_update(cfg: PPOConfig, painter: Painter, opt: torch.optim.Optimizer, bat
         "entropy": [],
         "approx_kl": [],
         "clip_frac": [],
+        "update_steps": [],
     }
+    steps_taken = 0
     for _ in range(cfg.update_epochs):
         order = torch.randperm(episodes, device=device)
         for s in range(0, episodes, size):
             idx = order[s : s + size]
             state = painter.initial_state(len(idx), device)
-            losses = []
+            losses, kls = [], []
             for t in range(T):
                 tgt = flat["target"][idx, t] if "target" in flat and painter.spec.conditional else None
                 act = flat["action"][idx, t]
@@ -403,15 +408,21 @@ def ppo_update(cfg: PPOConfig, painter: Painter, opt: torch.optim.Optimizer, bat
                 vl = 0.5 * (out.value - flat["return"][idx, t]).pow(2).mean()
                 losses.append(pg + cfg.vf_coef * vl - cfg.ent_coef * ent.mean())
                 with torch.no_grad():
+                    kls.append(((ratio - 1) - ratio.log()).mean().item())
                     stats["policy_loss"].append(pg.item())
                     stats["value_loss"].append(vl.item())
                     stats["entropy"].append(ent.mean().item())
-                    stats["approx_kl"].append(((ratio - 1) - ratio.log()).mean().item())
+                    stats["approx_kl"].append(kls[-1])
                     stats["clip_frac"].append(((ratio - 1).abs() > cfg.clip).float().mean().item())
             loss = torch.stack(losses).mean()
             check_finite(loss, it)
+            if cfg.target_kl is not None and np.mean(kls) > 1.5 * cfg.target_kl:
+                stats["update_steps"].append(steps_taken)
+                return {k: float(np.mean(v)) for k, v in stats.items()}
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(painter.parameters(), cfg.max_grad_norm)
             opt.step()
+            steps_taken += 1
+    stats["update_steps"].append(steps_taken)
     return {k: float(np.mean(v)) for k, v in stats.items()}

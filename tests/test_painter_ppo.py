@@ -73,3 +73,14 @@ def test_ppo_trains_resumes_exactly_and_writes_a_loadable_checkpoint(tmp_path):
 def test_ppo_runs_on_the_grid_env(tmp_path):
     painter = ppo.train_ppo(quick_config(tmp_path, env_id="paintrnn/PaintGrid-v0", iterations=1))
     assert painter.spec.action == "grid" and len(painter.spec.nvec) >= 5
+
+
+def test_target_kl_stops_the_update_early(tmp_path):
+    def update_steps(**kw) -> list[float]:
+        ppo.train_ppo(quick_config(tmp_path / str(len(kw)), update_epochs=3, minibatches=2, lr=3e-3, **kw))
+        rows = (tmp_path / str(len(kw)) / "run" / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["update_steps"] for line in rows]
+
+    assert update_steps() == [6.0, 6.0]  # 3 epochs x 2 minibatches
+    # the first minibatch sees the rollout's own policy (KL 0); after one step of lr 3e-3 the KL is far above 1e-9
+    assert update_steps(target_kl=1e-9) == [1.0, 1.0]
