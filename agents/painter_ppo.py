@@ -122,6 +122,10 @@ class PPOConfig:
     """Entropy bonus weight."""
     max_grad_norm: float = 0.5
     """Gradient norm clip."""
+    group_size: int = 1
+    """1: advantages by GAE from the learned value. G > 1: sub-envs in groups of G paint the same targets (seeded
+    alike), and each step's advantage is its return-to-go minus the mean of the other G - 1 members' (a
+    leave-one-out baseline, as in RLOO / GRPO), which removes the target's difficulty from the advantage."""
     target_kl: float | None = None
     """Stop an update early (as Stable-Baselines3 does) once a minibatch's approximate KL from the rollout's
     policy exceeds 1.5x this: with dozens of action dimensions the ratio moves fast. None: never stop."""
@@ -139,6 +143,10 @@ class PPOConfig:
     """Show a progress bar."""
     threads: int = 1
     """torch CPU threads (0 = torch's default); one thread is much faster on a shared, busy CPU."""
+
+    def __post_init__(self) -> None:
+        if self.group_size < 1 or self.num_envs % self.group_size:
+            raise ValueError(f"--group-size {self.group_size} must be >= 1 and divide --num-envs {self.num_envs}")
 
     @staticmethod
     def quick() -> dict:
@@ -314,7 +322,9 @@ def collect_rollout(
     keys = ("canvas", "target", "action", "logp", "value", "reward")
     buf: dict[str, list] = {k: [] for k in keys}
     finals = []
-    obs, _ = env.reset(seed=cfg.seed * 1_000_003 + it * E * N)
+    seed = cfg.seed * 1_000_003 + it * E * N
+    G = cfg.group_size  # members of a group share their sub-env seed, hence their targets
+    obs, _ = env.reset(seed=seed if G == 1 else [seed + i // G for i in range(N)])
     for _ in range(E):
         state = painter.initial_state(N, device)
         for t in range(T):
@@ -348,8 +358,13 @@ def collect_rollout(
             ):
                 buf[k].append(v)
     batch = {k: (torch.stack(v).view(E, T, *v[0].shape) if v[0] is not None else None) for k, v in buf.items()}
-    batch["advantage"] = gae(batch["reward"], batch["value"], cfg.gamma, cfg.gae_lambda)
-    batch["return"] = batch["advantage"] + batch["value"]
+    if G == 1:
+        batch["advantage"] = gae(batch["reward"], batch["value"], cfg.gamma, cfg.gae_lambda)
+        batch["return"] = batch["advantage"] + batch["value"]
+    else:
+        if batch["target"] is not None and not (batch["target"].unflatten(2, (N // G, G)).diff(dim=3) == 0).all():
+            raise RuntimeError("the members of a group did not get the same targets")
+        batch["advantage"], batch["return"] = group_advantage(batch["reward"], cfg.gamma, G)
     batch["returns_ep"] = float(batch["reward"].sum(1).mean())
     batch["final_l2"] = float(np.mean(finals)) if finals else float("nan")
     return batch
@@ -367,6 +382,20 @@ def gae(reward: Tensor, value: Tensor, gamma: float, lam: float) -> Tensor:
         running = delta + gamma * lam * running * float(t + 1 < T)
         adv[:, t] = running
     return adv
+
+
+def group_advantage(reward: Tensor, gamma: float, group: int) -> tuple[Tensor, Tensor]:
+    """Leave-one-out advantages and returns-to-go for ``(E, T, N)`` rewards, sub-envs ``g G .. g G + G - 1``
+    forming group ``g``: ``A = R_t - mean of the other members' R_t`` (no learned value involved)."""
+    E, T, N = reward.shape
+    ret = torch.zeros_like(reward)
+    running = torch.zeros(E, N, dtype=reward.dtype, device=reward.device)
+    for t in reversed(range(T)):
+        running = reward[:, t] + gamma * running
+        ret[:, t] = running
+    members = ret.unflatten(2, (N // group, group))  # (E, T, groups, G)
+    others = (members.sum(-1, keepdim=True) - members) / (group - 1)
+    return (members - others).flatten(2), ret
 
 
 def ppo_update(cfg: PPOConfig, painter: Painter, opt: torch.optim.Optimizer, batch: dict, it: int) -> dict:

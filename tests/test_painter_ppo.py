@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 from paintrnn.agents import painter_ppo as ppo
 from paintrnn.agents.painter import Painter, PainterSpec, load_painter
@@ -84,3 +85,28 @@ def test_target_kl_stops_the_update_early(tmp_path):
     assert update_steps() == [6.0, 6.0]  # 3 epochs x 2 minibatches
     # the first minibatch sees the rollout's own policy (KL 0); after one step of lr 3e-3 the KL is far above 1e-9
     assert update_steps(target_kl=1e-9) == [1.0, 1.0]
+
+
+def test_group_advantage_is_return_minus_the_other_members_mean():
+    g = torch.Generator().manual_seed(1)
+    reward = torch.randn(2, 3, 6, generator=g)  # (E, T, N): two groups of 3
+    adv, ret = ppo.group_advantage(reward, 0.9, 3)
+    for e in range(2):
+        for t in range(3):
+            rtg = [sum(0.9 ** (i - t) * float(reward[e, i, n]) for i in range(t, 3)) for n in range(6)]
+            for n in range(6):
+                others = [rtg[m] for m in range(6) if m // 3 == n // 3 and m != n]
+                assert abs(float(ret[e, t, n]) - rtg[n]) < 1e-5
+                assert abs(float(adv[e, t, n]) - (rtg[n] - sum(others) / 2)) < 1e-5
+    assert torch.allclose(adv.unflatten(2, (2, 3)).sum(-1), torch.zeros(2, 3, 2), atol=1e-5)
+
+
+def test_groups_paint_the_same_targets(tmp_path):
+    cfg = quick_config(tmp_path, group_size=2, episodes_per_rollout=2, iterations=1)
+    painter = ppo.train_ppo(cfg)  # raises if the members of a group were given different targets
+    env = ppo.make_env(cfg, torch.device("cpu"))
+    batch = ppo.collect_rollout(cfg, env, painter, 0, torch.device("cpu"))
+    targets = batch["target"].unflatten(2, (2, 2))  # (E, T, groups, G, ...)
+    assert torch.equal(targets[:, :, :, 0], targets[:, :, :, 1]) and not torch.equal(targets[:, :, 0], targets[:, :, 1])
+    with pytest.raises(ValueError, match="group-size"):
+        ppo.PPOConfig(num_envs=4, group_size=3)
