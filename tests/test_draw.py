@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from paintrnn.agents import draw_train
+from paintrnn.agents import draw_eval, draw_train
 from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, gaussian_kl, lstm_step, model_flops_per_image, preset
 from paintrnn.agents.draw_gif import READ_COLOUR, WRITE_COLOUR, load_draw, reconstruction_frames, sample_frames
 from paintrnn.agents.vae import VAE, VAEConfig
@@ -358,7 +358,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 
 DDP_SCRIPT = """
 import sys, torch
-from paintrnn.agents import draw_train
+from paintrnn.agents import draw_eval, draw_train
 model = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, sys.argv[2:]))
 torch.save(model.state_dict(), f"{sys.argv[1]}/params_rank{torch.distributed.get_rank()}.pt")
 """
@@ -410,7 +410,7 @@ def test_training_beats_independent_pixel_model(shared_data, tmp_path):
         ],
     )  # fmt: skip
     model = draw_train.train(cfg)
-    bound = draw_train.evaluate(model, test)["test_nelbo"]
+    bound = draw_eval.evaluate(model, test)["test_nelbo"]
     assert bound < baseline - 30, (bound, baseline)  # this run: ~154 against ~200
 
 
