@@ -241,14 +241,15 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for the LSTM products
         torch.backends.cudnn.allow_tf32 = True
     logger = MetricsLogger(out / "metrics.jsonl", resume_step=step if step else None, enabled=info.is_main)
-    eager = getattr(model, "step", None)  # evaluation runs eager: its batch shapes would recompile a compiled step
+    eager = compiled = None  # evaluation runs the eager step: its batch shapes would recompile a compiled one
     if cfg.compile and not cfg.vae and not cfg.eval_only:
+        eager = model.step
         try:  # compile now, on a training-shaped batch, so that a broken toolchain falls back to eager
-            model.step = torch.compile(model.step, dynamic=False)
+            model.step = compiled = torch.compile(eager, dynamic=False)
             model(torch.zeros(local_batch, 1, mcfg.height, mcfg.width, device=info.device)).loss.backward()
             model.zero_grad(set_to_none=True)
         except Exception as exc:  # pragma: no cover - depends on the toolchain
-            model.step = eager
+            model.step, compiled = eager, None
             model.zero_grad(set_to_none=True)
             print(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", file=sys.stderr)
     net = DistributedDataParallel(model) if info.distributed else model
@@ -279,13 +280,13 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         runner = GraphedStep(train_step, model, optimizer, enabled=False)
 
     def test_bounds(**kwargs) -> dict[str, float]:
-        if eager is None:  # the VAE baseline
-            return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs)
-        compiled, model.step = model.step, eager
+        if compiled is not None:
+            model.step = eager
         try:
             return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs)
         finally:
-            model.step = compiled
+            if compiled is not None:
+                model.step = compiled
 
     def checkpoint() -> None:
         check_finite(sums, step)  # a graphed run checks here and at each log: keep the last good checkpoint
@@ -314,11 +315,12 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             epoch_order = list(sampler)
             order = torch.tensor(epoch_order, device=train_src.device)  # one host-to-device copy per epoch
         idx = order[pos * local_batch : (pos + 1) * local_batch]
-        torch.manual_seed(step_seed(cfg.seed, step, info.rank))  # noise depends on (seed, step, rank) only
+        seed = step_seed(cfg.seed, step, info.rank)  # noise depends on (seed, step, rank) only
         if graphed:
-            torch.cuda.manual_seed(step_seed(cfg.seed, step, info.rank))  # the replay draws from this state
+            torch.cuda.manual_seed(seed)  # the replay draws from this state
             inputs.copy_(train_src[idx])
         else:
+            torch.manual_seed(seed)
             inputs.copy_(binarize_dynamic(train_x[idx]))
         runner.set_lr(lr_at(cfg, step, total, elapsed))
         model.train()

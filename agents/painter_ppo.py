@@ -417,8 +417,10 @@ def ppo_update(cfg: PPOConfig, painter: Painter, opt: torch.optim.Optimizer, bat
         "clip_frac": [],
         "update_steps": [],
     }
-    steps_taken = 0
+    steps_taken, stop = 0, False
     for _ in range(cfg.update_epochs):
+        if stop:
+            break
         order = torch.randperm(episodes, device=device)
         for s in range(0, episodes, size):
             idx = order[s : s + size]
@@ -446,8 +448,8 @@ def ppo_update(cfg: PPOConfig, painter: Painter, opt: torch.optim.Optimizer, bat
             loss = torch.stack(losses).mean()
             check_finite(loss, it)
             if cfg.target_kl is not None and np.mean(kls) > 1.5 * cfg.target_kl:
-                stats["update_steps"].append(steps_taken)
-                return {k: float(np.mean(v)) for k, v in stats.items()}
+                stop = True
+                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(painter.parameters(), cfg.max_grad_norm)
