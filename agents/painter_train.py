@@ -2,6 +2,7 @@
 
     python scripts/train_painter.py backprop [options]   # differentiate through the soft renderer
     python scripts/train_painter.py ppo [options]        # PPO on the native vector env (l2_delta)
+    python scripts/train_painter.py ddpg [options]       # model-based DDPG, the renderer as the model (l2_delta)
     python scripts/train_painter.py gan [options]        # unconditional doodling, discriminator reward
 
 ``python scripts/train_painter.py MODE --help`` lists each mode's options (its config dataclass).
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from paintrnn.config import parse_config
 from paintrnn.training import keep_freed_memory
 
-MODES = ("backprop", "ppo", "gan")
+MODES = ("backprop", "ppo", "ddpg", "gan")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -34,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from paintrnn.agents.painter_ppo import PPOConfig, train_ppo
 
         train_ppo(parse_config(PPOConfig, rest, prog=prog))
+    elif mode == "ddpg":
+        from paintrnn.agents.painter_ddpg import DDPGConfig, train_ddpg
+
+        train_ddpg(parse_config(DDPGConfig, rest, prog=prog))
     else:
         from paintrnn.agents.painter_gan import GANConfig, train_gan
 

@@ -251,7 +251,7 @@ def test_ddp_two_cpu_processes_keep_parameters_identical_and_only_rank0_writes(t
     assert not all(torch.equal(p, solo.state_dict()[n]) for n, p in r0["params"].items())
 
 
-@pytest.mark.parametrize("mode", ["backprop", "ppo", "gan"])
+@pytest.mark.parametrize("mode", ["backprop", "ppo", "ddpg", "gan"])
 def test_every_mode_has_a_working_help(mode, capsys):
     from paintrnn.agents.painter_train import main
 
