@@ -26,7 +26,7 @@ TRAIN = {
     "draw": ("paintrnn.agents.draw_train", "DRAW on binarised MNIST (scripts/train_draw.py)"),
     "painter": (
         "paintrnn.agents.painter_train",
-        "stroke painter: backprop, ppo or gan mode (scripts/train_painter.py)",
+        "stroke painter: backprop, ppo, ddpg or gan mode (scripts/train_painter.py)",
     ),
     "texture": ("paintrnn.agents.texture_train", "spatial LSTM texture model (scripts/train_texture.py)"),
     "glimpse": ("paintrnn.agents.glimpse_train", "glimpse classifier RAM or baselines (scripts/train_glimpse.py)"),

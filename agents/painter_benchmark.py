@@ -1,12 +1,14 @@
 """Benchmark of the painter on the MNIST test set (64 px grey canvas): MSE per pixel at 5 and 10 strokes.
 
-Rows: (a) the backprop painter, (b) the RL painter (PPO, ``l2_delta``), (c) a per-image baseline that
+Rows: (a) the backprop painter, (b) the RL painters with ``l2_delta``: PPO (model-free) and model-based DDPG
+(Learning to Paint's algorithm, the renderer as its model), (c) a per-image baseline that
 optimises the same number of strokes directly by gradient descent through the soft renderer (an upper
 reference; evaluated, like the painters, with the hard renderer), and the blank canvas. Painters come from
 finished run folders (``--from-runs DIR ...``, the mode is read from each checkpoint) or are trained here
 (``--quick``: a few seconds each, for a smoke test of the whole pipeline).
 
-    python scripts/benchmark_painter.py --from-runs runs/painter-backprop runs/painter-ppo --json out.json
+    python scripts/benchmark_painter.py --from-runs runs/painter-backprop runs/painter-ppo runs/painter-ddpg \
+        --json out.json
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from paintrnn.training import atomic_write_bytes, progress, read_metrics, resolv
 
 COUNTS = (5, 10)
 TARGETS = {5: 0.015, 10: 0.008}
+LABELS = {
+    "backprop": "(a) backprop painter",
+    "ppo": "(b) RL painter (PPO, l2_delta)",
+    "ddpg": "(b) RL painter (model-based DDPG, l2_delta)",
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class BenchmarkConfig:
     quick: bool = False
     """Smoke test: train tiny painters for a few seconds here and evaluate on few digits."""
     from_runs: tuple[str, ...] = ()
-    """Run folders holding finished painter checkpoints (backprop and/or ppo); trained here when absent."""
+    """Run folders holding finished painter checkpoints (backprop, ppo, ddpg); trained here with --quick when absent."""
     device: str = "auto"
     """cpu, cuda or auto."""
     data_dir: str | None = None
@@ -132,20 +139,20 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
         train_backprop(quick)
         painter, ckpt = load_painter(run / "checkpoint.pt", device)
         painters["backprop"] = (painter, ckpt, run)
-    if "ppo" not in painters and cfg.quick:
-        painters.update(_quick_ppo(cfg, device, data_dir))
+    if cfg.quick:
+        painters.update({k: v for k, v in _quick_rl(cfg, device, data_dir).items() if k not in painters})
 
-    labels = {"backprop": "(a) backprop painter", "ppo": "(b) RL painter (PPO, l2_delta)"}
-    for mode in ("backprop", "ppo"):
+    for mode in LABELS:
         if mode not in painters:
-            rows.append({"name": labels[mode], "mse_5": None, "mse_10": None, "note": "no checkpoint given"})
+            rows.append({"name": LABELS[mode], "mse_5": None, "mse_10": None, "note": "no checkpoint given"})
             continue
         painter, ckpt, run = painters[mode]
         t0 = time.time()
         mse = evaluate_mse(painter, test.to(device), max(COUNTS), size=64, show=True)
         rows.append(
             {
-                "name": labels[mode],
+                "name": LABELS[mode],
+                "mode": mode,
                 "mse_5": mse[4],
                 "mse_10": mse[9],
                 "n_test": len(test),
@@ -166,28 +173,17 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
     rows.append(row)
     budget["baseline"] = {"adam_steps_per_image": base_iters, "images": len(sub), "seconds": row["seconds"]}
 
-    by = {r["name"][:3]: r for r in rows}
+    by = {r.get("mode"): r for r in rows if r.get("mse_5") is not None}
     targets = []
-    bp_row, rl_row = by.get("(a)"), by.get("(b)")
     for n in COUNTS:
-        if bp_row and bp_row["mse_5"] is not None:
-            targets.append(
-                {
-                    "name": f"backprop painter MSE at {n} strokes",
-                    "value": bp_row[f"mse_{n}"],
-                    "op": "<=",
-                    "target": TARGETS[n],
-                }
-            )
-        if rl_row and rl_row["mse_5"] is not None and bp_row and bp_row["mse_5"] is not None:
-            targets.append(
-                {
-                    "name": f"RL painter MSE at {n} strokes (target: 2x backprop)",
-                    "value": rl_row[f"mse_{n}"],
-                    "op": "<=",
-                    "target": 2 * bp_row[f"mse_{n}"],
-                }
-            )
+        if "backprop" not in by:
+            continue
+        bp = by["backprop"][f"mse_{n}"]
+        targets.append({"name": f"backprop painter MSE at {n} strokes", "value": bp, "op": "<=", "target": TARGETS[n]})
+        for mode, what in (("ppo", "PPO"), ("ddpg", "model-based DDPG")):
+            if mode in by:
+                name = f"RL painter ({what}) MSE at {n} strokes (target: 2x backprop)"
+                targets.append({"name": name, "value": by[mode][f"mse_{n}"], "op": "<=", "target": 2 * bp})
     machine = {
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -224,20 +220,25 @@ def _training_budget(ckpt: dict, run: Path) -> dict:
     return out
 
 
-def _quick_ppo(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None) -> dict:
+def _quick_rl(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None) -> dict:
+    """Smoke-train a PPO and a DDPG painter for a few seconds each (``--quick``)."""
     try:
+        from paintrnn.agents.painter_ddpg import DDPGConfig, train_ddpg
         from paintrnn.agents.painter_ppo import PPOConfig, train_ppo
     except ImportError:  # the environments are not installed
         return {}
-    run = Path("runs") / "benchmark-quick-ppo"
-    if (run / "checkpoint.pt").exists():
-        (run / "checkpoint.pt").unlink()
-    quick = replace(
-        PPOConfig(), run_dir=str(run), device=str(device), seed=cfg.seed, data_dir=data_dir, **PPOConfig.quick()
-    )
-    train_ppo(quick)
-    painter, ckpt = load_painter(run / "checkpoint.pt", device)
-    return {"ppo": (painter, ckpt, run)}
+    out = {}
+    for mode, config, train in (("ppo", PPOConfig, train_ppo), ("ddpg", DDPGConfig, train_ddpg)):
+        run = Path("runs") / f"benchmark-quick-{mode}"
+        if (run / "checkpoint.pt").exists():
+            (run / "checkpoint.pt").unlink()
+        quick = replace(
+            config(), run_dir=str(run), device=str(device), seed=cfg.seed, data_dir=data_dir, **config.quick()
+        )
+        train(quick)
+        painter, ckpt = load_painter(run / "checkpoint.pt", device)
+        out[mode] = (painter, ckpt, run)
+    return out
 
 
 def format_table(result: dict) -> str:

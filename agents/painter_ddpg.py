@@ -27,12 +27,13 @@ The actor is the same :class:`~paintrnn.agents.painter.Painter` as every other m
 from __future__ import annotations
 
 import copy
-import math
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -119,6 +120,10 @@ class DDPGConfig:
     """Show a progress bar."""
     threads: int = 1
     """torch CPU threads (0 = torch's default)."""
+
+    def __post_init__(self) -> None:
+        if self.target == "none":
+            raise ValueError("model-based DDPG paints targets (its reward is l2_delta): choose a --target")
 
     @staticmethod
     def quick() -> dict:
@@ -212,7 +217,14 @@ class Replay:
 
 
 @torch.no_grad()
-def collect(cfg: DDPGConfig, env, actor: Painter, it: int, generator: torch.Generator, device: torch.device):
+def collect(
+    cfg: DDPGConfig,
+    env: gym.vector.VectorEnv,
+    actor: Painter,
+    it: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, float, float]:
     """One noisy episode per sub-env; returns uint8 canvases ``(N, T, C, H, W)``, targets, the mean return and
     the env's final L2 distance."""
     obs, _ = env.reset(seed=cfg.seed * 1_000_003 + it * cfg.num_envs)
@@ -233,7 +245,9 @@ def collect(cfg: DDPGConfig, env, actor: Painter, it: int, generator: torch.Gene
     return torch.stack(canvases, 1), target, ret, final
 
 
-def critic_loss(cfg: DDPGConfig, critic: Critic, actor_t: Painter, critic_t: Critic, canvas: Tensor, target: Tensor):
+def critic_loss(
+    cfg: DDPGConfig, critic: Critic, actor_t: Painter, critic_t: Critic, canvas: Tensor, target: Tensor
+) -> Tensor:
     """TD regression of ``V(s_t)`` on ``r(s_t, a'_t) + gamma V'(s'_t)``, ``a'`` from the target actor, hard model."""
     B, T = canvas.shape[:2]
     d0 = distance(canvas[:, 0], target)
