@@ -100,12 +100,15 @@ class DDPGConfig:
     """Actor Adam learning rate (cosine decay to a twentieth)."""
     critic_lr: float = 1e-3
     """Critic Adam learning rate (same schedule)."""
-    gamma: float = 0.95
-    """Discount."""
+    gamma: float = 0.5
+    """Discount. An episode's discounted return is ``1 - sum_t w_t d_t / d_0`` with ``w_t = gamma^(t-1) (1 - gamma)``
+    before the last step and ``gamma^(T-1)`` at it: with 2 steps, 0.5 weighs both canvases equally (the backprop
+    mode's per-step loss); near 1 only the final canvas counts, and the first step's canvas is left rough."""
     tau: float = 0.01
     """Polyak rate of the target actor and critic."""
-    noise_std: float = 0.2
-    """Exploration: standard deviation of the Gaussian noise on the actor's pre-tanh actions."""
+    noise_std: float = 0.05
+    """Exploration: standard deviation of the Gaussian noise on the actor's pre-tanh actions (0.2 put the replayed
+    canvases too far from the actor's own and trained it worse)."""
     sharpness: float = 4.0
     """Soft renderer edge sharpness for the actor's gradient."""
     grad_clip: float = 1.0
