@@ -140,7 +140,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
         painter, ckpt = load_painter(run / "checkpoint.pt", device)
         painters["backprop"] = (painter, ckpt, run)
     if cfg.quick:
-        painters.update({k: v for k, v in _quick_rl(cfg, device, data_dir).items() if k not in painters})
+        painters.update(_quick_rl(cfg, device, data_dir, skip=set(painters)))
 
     for mode in LABELS:
         if mode not in painters:
@@ -220,8 +220,8 @@ def _training_budget(ckpt: dict, run: Path) -> dict:
     return out
 
 
-def _quick_rl(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None) -> dict:
-    """Smoke-train a PPO and a DDPG painter for a few seconds each (``--quick``)."""
+def _quick_rl(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None, skip: set[str]) -> dict:
+    """Smoke-train a PPO and a DDPG painter for a few seconds each (``--quick``), except the modes in ``skip``."""
     try:
         from paintrnn.agents.painter_ddpg import DDPGConfig, train_ddpg
         from paintrnn.agents.painter_ppo import PPOConfig, train_ppo
@@ -229,6 +229,8 @@ def _quick_rl(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None) 
         return {}
     out = {}
     for mode, config, train in (("ppo", PPOConfig, train_ppo), ("ddpg", DDPGConfig, train_ddpg)):
+        if mode in skip:
+            continue
         run = Path("runs") / f"benchmark-quick-{mode}"
         if (run / "checkpoint.pt").exists():
             (run / "checkpoint.pt").unlink()

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from paintrnn.agents.painter import KIND, Encoder, Painter, PainterSpec, coord_channels, prepare_images
 from paintrnn.agents.painter_backprop import evaluate_mse
 from paintrnn.agents.painter_ppo import PPOConfig, load_targets_for, make_env, obs_images
+from paintrnn.envs.canvas import l2_delta_reward
 from torch import Tensor, nn
 
 from paintrnn.render import render_strokes
@@ -184,7 +185,7 @@ def distance(canvas: Tensor, target: Tensor) -> Tensor:
 
 def l2_delta(before: Tensor, after: Tensor, target: Tensor, d0: Tensor) -> Tensor:
     """Paint-v0's ``l2_delta`` reward ``(B,)`` for the step that turned ``before`` into ``after``."""
-    return (distance(before, target) - distance(after, target)) / d0.clamp_min(1e-6)
+    return l2_delta_reward(distance(before, target), distance(after, target), d0)
 
 
 class Replay:

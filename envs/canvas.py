@@ -168,7 +168,7 @@ class CanvasEnv(BatchedEnv):
         if self.targets is not None:
             d = self.distance()
             if self.config.reward == "l2_delta":
-                reward = ((self.dist - d) / self.d0.clamp_min(_MIN_D0)).double().cpu().numpy()
+                reward = l2_delta_reward(self.dist, d, self.d0).double().cpu().numpy()
             elif self.config.reward == "final_l2":
                 reward = np.where(terminated, -d.double().cpu().numpy(), 0.0)
             self.dist = d
@@ -189,6 +189,12 @@ class CanvasEnv(BatchedEnv):
     def render_frames(self) -> np.ndarray:
         frames = observe_images(self.canvas)  # (N, H, W, C)
         return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
+
+
+def l2_delta_reward(d_before: Tensor, d_after: Tensor, d0: Tensor) -> Tensor:
+    """The ``l2_delta`` reward ``(N,)`` from the mean squared distances before and after a step and at the start
+    (one formula for the environments and for learners that model them)."""
+    return (d_before - d_after) / d0.clamp_min(_MIN_D0)
 
 
 def env_option_docs(config_class: type) -> str:
