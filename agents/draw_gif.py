@@ -28,10 +28,11 @@ WRITE_COLOUR = (255, 64, 64)
 
 
 def load_draw(path: str | Path, device: str | torch.device = "cpu") -> DRAW:
-    """A trained DRAW model from a checkpoint written by ``scripts/train_draw.py``."""
+    """A trained DRAW model from a checkpoint written by ``scripts/train_draw.py`` (its averaged weights when the
+    run kept an average, ``--ema-decay``)."""
     ckpt = load_checkpoint(path, map_location=device, kind="draw")
     model = DRAW(config_from_dict(DrawConfig, ckpt["config"]["model"])).to(device)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ckpt["extra"].get("ema") or ckpt["model"])
     return model.eval()
 
 

@@ -35,6 +35,7 @@ from paintrnn.data import binarize_dynamic, binarize_fixed, load_mnist
 from paintrnn.graphs import GraphedStep, prepare_optimizer
 from paintrnn.media import save_grid
 from paintrnn.training import (
+    EMA,
     CheckpointError,
     DistInfo,
     MetricsLogger,
@@ -85,6 +86,9 @@ class TrainConfig:
     """Cosine decay of the learning rate to this fraction of ``lr`` at the last step."""
     grad_clip: float = 10.0
     """Clip the global gradient norm to this value."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights with this decay (0: off; 0.999 is typical) and use it
+    for the test bounds, the samples and the exported model; the raw weights' -ELBO is logged beside it."""
     seed: int = 0
     """Random seed (data order, binarisation, posterior noise, initial weights)."""
     device: str = "auto"
@@ -147,6 +151,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and 0 < self.lr_final <= 1 and self.grad_clip > 0):
             raise ValueError("need lr > 0, 0 < lr_final <= 1 and grad_clip > 0")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"--ema-decay must lie in [0, 1), got {self.ema_decay}")
 
     def model_config(self) -> DrawConfig:
         overrides = {
@@ -221,7 +227,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         raise ValueError(f"{train_x.shape[0]} training images give no full batch of {cfg.batch_size}")
     total = per_epoch * cfg.epochs
 
-    step, elapsed = 0, 0.0
+    step, elapsed, ckpt = 0, 0.0, None
     ckpt_path = out / "checkpoint.pt"
     if cfg.resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path, map_location=info.device, kind=kind)
@@ -233,6 +239,11 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         step, elapsed = ckpt["step"], float(ckpt["extra"].get("elapsed_s", 0.0))
     elif cfg.eval_only:
         raise CheckpointError(f"--eval-only needs a checkpoint, and there is none at {ckpt_path}")
+    saved_ema = ckpt["extra"].get("ema") if ckpt else None
+    decay = cfg.ema_decay or (ckpt["extra"].get("ema_decay", 0.0) if cfg.eval_only and saved_ema else 0.0)
+    ema = EMA(model, decay) if decay else None
+    if ema is not None and saved_ema:  # a run resumed without an average starts one from its current weights
+        ema.load_state_dict(saved_ema)
     prepare_optimizer(optimizer, graphed)  # after loading: the checkpoint carries the mode it was saved in
     if info.is_main and not cfg.eval_only:  # the configuration of the latest (re)start
         out.mkdir(parents=True, exist_ok=True)
@@ -280,10 +291,15 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         runner = GraphedStep(train_step, model, optimizer, enabled=False)
 
     def test_bounds(**kwargs) -> dict[str, float]:
+        """Bounds of the averaged weights when there are any (with the raw weights' -ELBO), else the raw."""
         if compiled is not None:
             model.step = eager
         try:
-            return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs)
+            if ema is None:
+                return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs)
+            raw = evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed)["test_nelbo"]
+            return {**evaluate(ema.model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs),
+                    "raw_test_nelbo": raw}  # fmt: skip
         finally:
             if compiled is not None:
                 model.step = compiled
@@ -298,8 +314,9 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
                 model=model,
                 optimizer=optimizer,
                 step=step,
-                extra={"elapsed_s": elapsed, "epoch": step / per_epoch, "log_sums": sums.cpu(), "log_seen": seen},
-            )
+                extra={"elapsed_s": elapsed, "epoch": step / per_epoch, "log_sums": sums.cpu(), "log_seen": seen,
+                       **({"ema": ema.state_dict(), "ema_decay": ema.decay} if ema is not None else {})},
+            )  # fmt: skip
 
     bar = progress(range(step, total), enabled=cfg.progress and info.is_main, initial=step, total=total, desc="DRAW")
     sums, seen, t_log = torch.zeros(3, device=info.device), 0, time.perf_counter()  # running log averages
@@ -326,6 +343,8 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         model.train()
         sums += runner()
         step += 1
+        if ema is not None:
+            ema.update(model, step)
         now = time.perf_counter()
         elapsed += now - t_last
         t_last = now
@@ -381,13 +400,15 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
                 "batch_size": cfg.batch_size,
                 "processes": info.world_size,
                 "cuda_graph": graphed,
+                "ema_decay": ema.decay if ema is not None else 0.0,
                 "model": asdict(mcfg),
                 "train": asdict(cfg),
                 "machine": machine_info(info.device),
             }
             (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+            shown = model if ema is None else ema.model
             save_grid(
-                out / "samples.png", torch.sigmoid(model.sample(64, info.device)[0][-1, :, 0]).cpu().numpy(), 8, 2
+                out / "samples.png", torch.sigmoid(shown.sample(64, info.device)[0][-1, :, 0]).cpu().numpy(), 8, 2
             )
             plot_metrics(
                 out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]

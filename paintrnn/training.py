@@ -8,6 +8,7 @@ temporary file and renamed into place, so a kill never leaves a half-written fil
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import dataclasses
 import json
@@ -203,6 +204,32 @@ def export_weights(
     }
     atomic_torch_save(payload, dst)
     return payload
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (Polyak averaging), kept in a frozen copy.
+
+    After each optimiser step, ``update(model, step)`` moves every averaged parameter towards the model's by
+    ``1 - d`` with ``d = min(decay, (1 + step) / (10 + step))``: early on, when the weights move fast, the
+    average follows closely (TensorFlow's ``num_updates`` rule). ``model`` is the average, ready to evaluate."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(getattr(model, "module", model)).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        source = getattr(model, "module", model).parameters()
+        torch._foreach_lerp_(list(self.model.parameters()), [p.detach() for p in source], 1 - d)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
 
 
 def check_finite(loss: torch.Tensor, step: int) -> None:

@@ -312,6 +312,30 @@ def test_resume_after_kill_gives_the_same_result(tmp_path):
     assert again["steps"] == report["steps"] and again["test_iwae3"] < again["test_nelbo"] + 5
 
 
+def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tmp_path):
+    args = ("--ema-decay", "0.9", "--iwae-k", "2")
+    full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", *args)))
+    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", *args, "--max-steps", "7"))
+    draw_train.train(cut)
+    draw_train.train(replace(cut, max_steps=None))
+    ckpt_a, ckpt_b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in "ab")
+    assert ckpt_a["extra"]["ema_decay"] == 0.9
+    for name, a in ckpt_a["extra"]["ema"].items():
+        torch.testing.assert_close(a, ckpt_b["extra"]["ema"][name], rtol=0, atol=0, msg=name)
+        assert not torch.equal(a, full.state_dict()[name]), name  # it is an average, not the last weights
+    report = json.loads((tmp_path / "a" / "eval.json").read_text())
+    assert report["ema_decay"] == 0.9 and math.isfinite(report["raw_test_nelbo"])
+    assert report["raw_test_nelbo"] != report["test_nelbo"]
+    rows = [r for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if "test_nelbo" in r]
+    assert rows and all("raw_test_nelbo" in r for r in rows)
+    loaded = load_draw(tmp_path / "a" / "checkpoint.pt")
+    for name, a in loaded.state_dict().items():
+        torch.testing.assert_close(a, ckpt_a["extra"]["ema"][name], rtol=0, atol=0, msg=name)
+    draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", "--eval-only")))
+    again = json.loads((tmp_path / "a" / "eval.json").read_text())  # --eval-only finds the average by itself
+    assert again["ema_decay"] == 0.9 and again["test_nelbo"] == pytest.approx(report["test_nelbo"], abs=1e-6)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_graph_run_learns_and_resumes_like_an_uninterrupted_one(tmp_path):
     def args(out: Path, *extra: str) -> list[str]:

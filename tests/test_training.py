@@ -11,6 +11,7 @@ import torch
 
 from paintrnn.config import config_from_dict, parse_config
 from paintrnn.training import (
+    EMA,
     CheckpointError,
     MetricsLogger,
     NonFiniteLossError,
@@ -159,3 +160,29 @@ def test_keep_freed_memory_takes_effect_on_glibc_linux():
     assert out.returncode == 0, out.stderr[-2000:]
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert out.stdout.strip() == str(expected)  # a process-wide setting: checked in a child process
+
+
+def test_ema_follows_the_averaging_rule_and_leaves_the_model_alone():
+    model = torch.nn.Linear(3, 2)
+    start = [p.detach().clone() for p in model.parameters()]
+    ema = EMA(model, decay=0.9)
+    assert all(not p.requires_grad for p in ema.model.parameters()) and not ema.model.training
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model, step=0)  # early: d = min(0.9, 1 / 10) = 0.1, the average follows closely
+    for a, p0 in zip(ema.model.parameters(), start):
+        torch.testing.assert_close(a, 0.1 * p0 + 0.9 * (p0 + 1))
+    before = [a.clone() for a in ema.model.parameters()]
+    wrapped = torch.nn.Module()
+    wrapped.module = model  # a DDP-like wrapper is unwrapped
+    ema.update(wrapped, step=1000)  # late: d = decay
+    for a, b, p in zip(ema.model.parameters(), before, model.parameters()):
+        torch.testing.assert_close(a, 0.9 * b + 0.1 * p.detach())
+        assert p.requires_grad
+    fresh = EMA(torch.nn.Linear(3, 2), decay=0.9)
+    fresh.load_state_dict(ema.state_dict())
+    for a, b in zip(fresh.model.parameters(), ema.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, decay=1.0)
