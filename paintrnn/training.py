@@ -176,15 +176,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def export_weights(
     src: str | os.PathLike, dst: str | os.PathLike, half: bool | None = None, half_above_mb: float = 4.0
 ) -> dict[str, Any]:
-    """Write a small inference-only copy of a checkpoint: format, kind, config, weights, step and the
-    non-tensor ``extra`` entries (no optimiser, no RNG state).
+    """Write a small inference-only copy of a checkpoint: format, kind, config, weights (the averaged ones when
+    the run kept an :class:`EMA` under ``extra["ema"]``), step and the non-tensor ``extra`` entries (no
+    optimiser, no RNG state).
 
     ``half=True`` stores the float32 weights as float16 (listed under ``half_keys``; :func:`load_checkpoint`
     casts them back to float32); ``half=None`` does so when the float32 weights exceed ``half_above_mb``.
     Returns the written payload.
     """
     ckpt = load_checkpoint(src)
-    weights = dict(ckpt["model"])
+    weights = dict(ckpt["extra"].get("ema") or ckpt["model"])
     size_mb = sum(v.numel() * v.element_size() for v in weights.values()) / 1e6
     if half is None:
         half = size_mb > half_above_mb
@@ -199,7 +200,7 @@ def export_weights(
         "config": ckpt["config"],
         "model": weights,
         "step": ckpt.get("step", 0),
-        "extra": {k: v for k, v in ckpt.get("extra", {}).items() if not torch.is_tensor(v)},
+        "extra": {k: v for k, v in ckpt["extra"].items() if not (torch.is_tensor(v) or isinstance(v, dict))},
         "half_keys": half_keys,
     }
     atomic_torch_save(payload, dst)

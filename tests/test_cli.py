@@ -96,6 +96,17 @@ def test_export_weights_strips_state_and_round_trips_float16(tmp_path):
     assert export_weights(src, tmp_path / "auto.pt", half_above_mb=1e-4)["half_keys"]
 
 
+def test_export_weights_takes_the_weight_average_when_there_is_one(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    average = {k: v + 1 for k, v in model.state_dict().items()}
+    src = tmp_path / "full.pt"
+    save_checkpoint(src, kind="toy", config={}, model=model, extra={"ema": average, "ema_decay": 0.999})
+    payload = export_weights(src, tmp_path / "out.pt", half=False)
+    for name, v in average.items():
+        torch.testing.assert_close(payload["model"][name], v, rtol=0, atol=0)
+    assert payload["extra"] == {"ema_decay": 0.999}  # the average is the weights, not a second copy
+
+
 def test_export_weights_refuses_float16_overflow(tmp_path):
     model = torch.nn.Linear(2, 2)
     with torch.no_grad():
