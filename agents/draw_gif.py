@@ -21,7 +21,7 @@ from torch import Tensor
 from paintrnn.config import config_from_dict
 from paintrnn.data import binarize_fixed, load_mnist
 from paintrnn.media import draw_boxes, grid_frames, save_grid, to_uint8, upscale, write_gif
-from paintrnn.training import load_checkpoint
+from paintrnn.training import inference_weights, load_checkpoint
 
 READ_COLOUR = (64, 220, 64)
 WRITE_COLOUR = (255, 64, 64)
@@ -32,7 +32,7 @@ def load_draw(path: str | Path, device: str | torch.device = "cpu") -> DRAW:
     run kept an average, ``--ema-decay``)."""
     ckpt = load_checkpoint(path, map_location=device, kind="draw")
     model = DRAW(config_from_dict(DrawConfig, ckpt["config"]["model"])).to(device)
-    model.load_state_dict(ckpt["extra"].get("ema") or ckpt["model"])
+    model.load_state_dict(inference_weights(ckpt))
     return model.eval()
 
 

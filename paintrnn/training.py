@@ -173,6 +173,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+def inference_weights(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The weights to run from a loaded checkpoint: the :class:`EMA` average when the run kept one, else the model's."""
+    return ckpt.get("extra", {}).get("ema") or ckpt["model"]
+
+
 def export_weights(
     src: str | os.PathLike, dst: str | os.PathLike, half: bool | None = None, half_above_mb: float = 4.0
 ) -> dict[str, Any]:
@@ -185,7 +190,7 @@ def export_weights(
     Returns the written payload.
     """
     ckpt = load_checkpoint(src)
-    weights = dict(ckpt["extra"].get("ema") or ckpt["model"])
+    weights = dict(inference_weights(ckpt))
     size_mb = sum(v.numel() * v.element_size() for v in weights.values()) / 1e6
     if half is None:
         half = size_mb > half_above_mb
@@ -200,7 +205,7 @@ def export_weights(
         "config": ckpt["config"],
         "model": weights,
         "step": ckpt.get("step", 0),
-        "extra": {k: v for k, v in ckpt["extra"].items() if not (torch.is_tensor(v) or isinstance(v, dict))},
+        "extra": {k: v for k, v in ckpt.get("extra", {}).items() if not (torch.is_tensor(v) or isinstance(v, dict))},
         "half_keys": half_keys,
     }
     atomic_torch_save(payload, dst)
