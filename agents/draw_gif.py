@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from paintrnn.agents.draw import DRAW, DrawConfig, check_images
+from paintrnn.agents.draw import DRAW, check_images
+from paintrnn.agents.draw_eval import load_trained
 from torch import Tensor
 
-from paintrnn.config import config_from_dict
 from paintrnn.data import binarize_fixed, load_mnist
 from paintrnn.media import draw_boxes, grid_frames, save_grid, to_uint8, upscale, write_gif
-from paintrnn.training import inference_weights, load_checkpoint
 
 READ_COLOUR = (64, 220, 64)
 WRITE_COLOUR = (255, 64, 64)
@@ -30,10 +29,9 @@ WRITE_COLOUR = (255, 64, 64)
 def load_draw(path: str | Path, device: str | torch.device = "cpu") -> DRAW:
     """A trained DRAW model from a checkpoint written by ``scripts/train_draw.py`` (its averaged weights when the
     run kept an average, ``--ema-decay``)."""
-    ckpt = load_checkpoint(path, map_location=device, kind="draw")
-    model = DRAW(config_from_dict(DrawConfig, ckpt["config"]["model"])).to(device)
-    model.load_state_dict(inference_weights(ckpt))
-    return model.eval()
+    model = load_trained(path, device, kind="draw")
+    assert isinstance(model, DRAW)
+    return model
 
 
 def _boxed(canvases: Tensor, boxes: list[tuple[Tensor | None, tuple[int, int, int]]], scale: int) -> np.ndarray:

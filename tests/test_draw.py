@@ -263,6 +263,23 @@ def test_vae_baseline_latent_budget_and_bound():
     assert (vae.iwae_nll(x, 5) > 0).all()
 
 
+def test_elbo_over_several_draws_is_the_mean_of_single_draws():
+    model, x = tiny_model(), binary_images(7)
+    res = draw_eval.evaluate(model, x, batch_size=3, seed=5, elbo_samples=4)
+    torch.manual_seed(5)
+    with torch.no_grad():  # draw after draw, batch after batch: the order evaluate draws its noise in
+        draws = torch.stack(
+            [torch.cat([(o.recon + o.kl) for o in (model(x[i : i + 3]) for i in range(0, 7, 3))]) for _ in range(4)]
+        ).double()  # (S, B)
+    assert res["elbo_samples"] == 4
+    assert res["test_nelbo"] == pytest.approx(draws.mean().item(), rel=1e-9)
+    assert res["test_nelbo_mc_se"] == pytest.approx((draws.var(0).sum() / 4).sqrt().item() / 7, rel=1e-6)
+    one = draw_eval.evaluate(model, x, batch_size=3, seed=5)
+    assert one["test_nelbo"] == pytest.approx(draws[0].mean().item(), rel=1e-9) and "test_nelbo_mc_se" not in one
+    with pytest.raises(ValueError, match="elbo_samples"):
+        draw_eval.evaluate(model, x, elbo_samples=0)
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -307,9 +324,10 @@ def test_resume_after_kill_gives_the_same_result(tmp_path):
     report = json.loads((tmp_path / "b" / "eval.json").read_text())
     assert report["epochs"] == 2 and report["test_images"] == 40 and math.isfinite(report["test_nelbo"])
     assert load_draw(tmp_path / "b" / "checkpoint.pt").config == full.config
-    draw_train.train(replace(cut, max_steps=None, eval_only=True, iwae_k=3))  # re-evaluate, no training
+    draw_train.train(replace(cut, max_steps=None, eval_only=True, iwae_k=3, elbo_samples=3))  # no training
     again = json.loads((tmp_path / "b" / "eval.json").read_text())
     assert again["steps"] == report["steps"] and again["test_iwae3"] < again["test_nelbo"] + 5
+    assert again["elbo_samples"] == 3 and 0 < again["test_nelbo_mc_se"] < 5
 
 
 def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tmp_path):
@@ -334,6 +352,24 @@ def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tm
     draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", "--eval-only")))
     again = json.loads((tmp_path / "a" / "eval.json").read_text())  # --eval-only finds the average by itself
     assert again["ema_decay"] == 0.9 and again["test_nelbo"] == pytest.approx(report["test_nelbo"], abs=1e-6)
+
+
+def test_benchmark_reestimates_each_runs_elbo_from_its_checkpoint(tmp_path):
+    from paintrnn.agents import draw_bench
+
+    for name, extra in (("draw", ()), ("vae", ("--vae", "--vae-hidden", "16"))):
+        draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / name, *extra)))
+    folders = [str(tmp_path / "draw"), str(tmp_path / "vae")]
+    rows = draw_bench.run_rows(folders, elbo_samples=3)
+    assert [r["name"].split()[0] for r in rows] == ["DRAW", "VAE"]
+    for row, folder in zip(rows, folders):
+        ev = json.loads((Path(folder) / "eval.json").read_text())
+        assert row["test_nelbo_run"] == ev["test_nelbo"] and row["elbo_samples"] == 3 and row["test_nelbo_mc_se"] > 0
+        assert abs(row["test_nelbo"] - ev["test_nelbo"]) < 5
+        again = draw_bench.reevaluate(Path(folder), ev["train"], 1, None)  # same test set, model and noise
+        assert again["test_nelbo"] == pytest.approx(ev["test_nelbo"], rel=1e-9)
+    with pytest.raises(CheckpointError, match="expected 'draw'"):
+        load_draw(tmp_path / "vae" / "checkpoint.pt")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
