@@ -322,9 +322,10 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             )  # fmt: skip
 
     bar = progress(range(step, total), enabled=cfg.progress and info.is_main, initial=step, total=total, desc="DRAW")
-    sums, seen, t_log = torch.zeros(3, device=info.device), 0, time.perf_counter()  # running log averages
+    sums, seen = torch.zeros(3, device=info.device), 0  # running log averages
     if step and "log_sums" in ckpt["extra"]:
         sums, seen = ckpt["extra"]["log_sums"].to(info.device), int(ckpt["extra"]["log_seen"])
+    window = (step, elapsed)  # images/s counts this process's training steps and time since the last log
     t_last = time.perf_counter()
     epoch_order: list[int] = []
     out_of_time = False
@@ -355,7 +356,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         if step % cfg.log_every == 0 or step == total:
             check_finite(sums, step)
             avg = (sums / seen).tolist()
-            rate = seen * cfg.batch_size / (time.perf_counter() - t_log)
+            rate = (step - window[0]) * cfg.batch_size / max(elapsed - window[1], 1e-9)  # evaluation excluded
             logger.log(
                 step,
                 loss=avg[0],
@@ -370,7 +371,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             if info.is_main and hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{avg[0]:.2f}", img_s=f"{rate:.0f}")
             sums.zero_()
-            seen, t_log = 0, time.perf_counter()
+            seen, window = 0, (step, elapsed)
         end_of_epoch = step % per_epoch == 0
         if end_of_epoch and (step // per_epoch) % cfg.eval_every == 0:
             metrics = test_bounds()

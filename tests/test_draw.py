@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -328,6 +329,16 @@ def test_resume_after_kill_gives_the_same_result(tmp_path):
     again = json.loads((tmp_path / "b" / "eval.json").read_text())
     assert again["steps"] == report["steps"] and again["test_iwae3"] < again["test_nelbo"] + 5
     assert again["elbo_samples"] == 3 and 0 < again["test_nelbo_mc_se"] < 5
+
+
+def test_images_per_s_counts_training_time_only_also_after_a_resume(tmp_path, monkeypatch):
+    clock = itertools.count()  # a clock that ticks once per reading: one tick per training step
+    monkeypatch.setattr(draw_train.time, "perf_counter", lambda: float(next(clock)))
+    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path, "--max-steps", "7"))
+    draw_train.train(cut)  # stops between two logs (every 2 steps), mid-window
+    draw_train.train(replace(cut, max_steps=None))
+    rates = [r["images_per_s"] for r in read_metrics(tmp_path / "metrics.jsonl") if "images_per_s" in r]
+    assert len(rates) == 10 and rates == [20.0] * 10  # batch 20 per tick; evaluation and restarts excluded
 
 
 def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tmp_path):
