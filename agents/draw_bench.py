@@ -1,8 +1,8 @@
 """DRAW benchmark: test bounds of finished training runs, and training speed / model FLOP utilisation.
 
 ``python scripts/benchmark_draw.py --from-runs runs/draw_cpu runs/draw_fast runs/draw_cpu_noattn runs/vae_cpu
---threads 1 2 --json docs/results/draw.json`` prints one table and writes the JSON the project's benchmarks
-share (``rows``, ``machine``, ``budget``, ``targets``).
+runs/draw_paper --threads 1 2 --elbo-samples 24 --json docs/results/draw.json`` prints one table and writes
+the JSON the project's benchmarks share (``rows``, ``machine``, ``budget``, ``targets``).
 
 Quality rows come from run folders written by ``scripts/train_draw.py`` (their ``eval.json``: the test
 negative ELBO and IWAE bound in nats, with the training budget: epochs, minutes, device). A run's own -ELBO
