@@ -44,7 +44,7 @@ def evaluate(
     in nats per image. The posterior noise comes from ``seed`` and leaves the caller's RNG untouched; under
     DDP each process takes a shard and the sums are all-reduced.
 
-    One posterior draw per image gives an unbiased but noisy -ELBO (about 0.07 nats of spread over 10000 MNIST
+    One posterior draw per image gives an unbiased but noisy -ELBO (about 0.06 nats of spread over 10000 MNIST
     digits for the paper configuration); ``elbo_samples = S`` averages S draws per image (the first is the
     one-draw estimate) and adds ``test_nelbo_mc_se``, the Monte Carlo standard error of the mean.
     """
