@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from paintrnn.agents.draw import DRAW, DrawConfig, preset
 from paintrnn.agents.draw_eval import evaluate, load_trained
-from paintrnn.agents.draw_train import TrainConfig, machine_info, mnist_tensors
+from paintrnn.agents.draw_train import TrainConfig, machine_info, mnist_test_set
 from torch import Tensor, nn
 
 from paintrnn.attention import filterbank, read, window_from_raw, write
@@ -146,7 +146,7 @@ def pixel_baseline(data_dir: str | None) -> dict:
 def reevaluate(folder: Path, train: dict, elbo_samples: int, data_dir: str | None) -> dict[str, float]:
     """The -ELBO of a run's checkpoint on its own test set, averaged over ``elbo_samples`` draws per image."""
     cfg = config_from_dict(TrainConfig, {**train, "data_dir": data_dir, "progress": False})
-    _, test_x = mnist_tensors(cfg)
+    test_x = mnist_test_set(cfg)
     model = load_trained(folder / "checkpoint.pt")
     res = evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, elbo_samples=elbo_samples)
     return {k: res[k] for k in ("test_nelbo", "test_nelbo_mc_se", "elbo_samples") if k in res}

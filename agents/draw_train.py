@@ -164,13 +164,16 @@ class TrainConfig:
         return preset(self.preset, **overrides)
 
 
+def mnist_test_set(cfg: TrainConfig) -> torch.Tensor:
+    """The fixed binary test set ``(M, 1, 28, 28)``: the first ``test_images`` digits, binarised with ``test_seed``."""
+    test, _ = load_mnist("test", cfg.data_dir, source=cfg.data_source)
+    return binarize_fixed(torch.from_numpy(test[: cfg.test_images]).float().div_(255)[:, None], cfg.test_seed)
+
+
 def mnist_tensors(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Training intensities in [0, 1] ``(N, 1, 28, 28)`` and the fixed binary test set ``(M, 1, 28, 28)``."""
     train, _ = load_mnist("train", cfg.data_dir, source=cfg.data_source)
-    test, _ = load_mnist("test", cfg.data_dir, source=cfg.data_source)
-    train = torch.from_numpy(train[: cfg.train_images]).float().div_(255)[:, None]
-    test = torch.from_numpy(test[: cfg.test_images]).float().div_(255)[:, None]
-    return train, binarize_fixed(test, cfg.test_seed)
+    return torch.from_numpy(train[: cfg.train_images]).float().div_(255)[:, None], mnist_test_set(cfg)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
