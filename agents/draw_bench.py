@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from paintrnn.agents.draw import DRAW, DrawConfig, preset
 from paintrnn.agents.draw_eval import evaluate, load_trained
-from paintrnn.agents.draw_train import TrainConfig, machine_info, mnist_test_set
+from paintrnn.agents.draw_train import TrainConfig, machine_info, mnist_fixed_set, mnist_test_set
 from torch import Tensor, nn
 
 from paintrnn.attention import filterbank, read, window_from_raw, write
@@ -143,17 +143,33 @@ def pixel_baseline(data_dir: str | None) -> dict:
     }
 
 
-def reevaluate(folder: Path, train: dict, elbo_samples: int, data_dir: str | None) -> dict[str, float]:
-    """The -ELBO of a run's checkpoint on its own test set, averaged over ``elbo_samples`` draws per image."""
+def reevaluate(
+    folder: Path, train: dict, elbo_samples: int, data_dir: str | None, gap_images: int = 0
+) -> dict[str, float]:
+    """The -ELBO of a run's checkpoint on its own test set, averaged over ``elbo_samples`` draws per image; with
+    ``gap_images``, also on a fixed binarisation of the first ``gap_images`` digits it trained on (``train_nelbo``)
+    and the generalisation gap, test minus train."""
     cfg = config_from_dict(TrainConfig, {**train, "data_dir": data_dir, "progress": False})
-    test_x = mnist_test_set(cfg)
     model = load_trained(folder / "checkpoint.pt")
-    res = evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, elbo_samples=elbo_samples)
-    return {k: res[k] for k in ("test_nelbo", "test_nelbo_mc_se", "elbo_samples") if k in res}
+
+    def nelbo(images: torch.Tensor) -> dict[str, float]:
+        res = evaluate(model, images, batch_size=cfg.eval_batch, seed=cfg.test_seed, elbo_samples=elbo_samples)
+        return {k: res[k] for k in ("test_nelbo", "test_nelbo_mc_se", "elbo_samples") if k in res}
+
+    result = nelbo(mnist_test_set(cfg))
+    if gap_images:
+        n = min(gap_images, cfg.train_images or gap_images)  # a run on fewer images: only those it saw
+        on_train = nelbo(mnist_fixed_set(cfg, "train", n))
+        result.update({k.replace("test", "train"): v for k, v in on_train.items() if k != "elbo_samples"})
+        result.update(gap_images=n, generalisation_gap=result["test_nelbo"] - result["train_nelbo"])
+    return result
 
 
-def run_rows(folders: Sequence[str], elbo_samples: int = 1, data_dir: str | None = None) -> list[dict]:
-    """Quality rows from finished run folders; with ``elbo_samples > 1`` their -ELBO is re-estimated here."""
+def run_rows(
+    folders: Sequence[str], elbo_samples: int = 1, data_dir: str | None = None, gap_images: int = 0
+) -> list[dict]:
+    """Quality rows from finished run folders; with ``elbo_samples > 1`` or ``gap_images`` their -ELBO is
+    re-estimated here (see :func:`reevaluate`)."""
     rows = []
     for folder in folders:
         path = Path(folder) / "eval.json"
@@ -175,10 +191,9 @@ def run_rows(folders: Sequence[str], elbo_samples: int = 1, data_dir: str | None
              "preset": ev["train"]["preset"], "model": model, "batch_size": ev["batch_size"],
              "stopped_by_time_limit": ev.get("stopped_by_time_limit", False)}
         )  # fmt: skip
-        if elbo_samples > 1:
-            rows[-1].update(
-                test_nelbo_run=ev["test_nelbo"], **reevaluate(Path(folder), ev["train"], elbo_samples, data_dir)
-            )
+        if elbo_samples > 1 or gap_images:
+            again = reevaluate(Path(folder), ev["train"], elbo_samples, data_dir, gap_images)
+            rows[-1].update(test_nelbo_run=ev["test_nelbo"], **again)
     return rows
 
 
@@ -214,6 +229,8 @@ def targets(rows: list[dict]) -> list[dict]:
 def print_table(rows: list[dict], tgts: list[dict]) -> None:
     draws = max((r.get("elbo_samples", 1) for r in rows if r["kind"] == "quality"), default=1)
     head = f"{'-ELBO':>8} {f'(S={draws})':>9}" if draws > 1 else f"{'-ELBO':>8}"
+    gap = any("generalisation_gap" in r for r in rows)
+    head += f" {'gap':>6}" if gap else ""
     print(f"\n{'quality (nats, test set)':<44} {head} {'IWAE':>8} {'epochs':>7} {'minutes':>8}  device")
     for r in rows:
         if r["kind"] == "quality":
@@ -223,6 +240,8 @@ def print_table(rows: list[dict], tgts: list[dict]) -> None:
             if draws > 1:
                 se = r.get("test_nelbo_mc_se")
                 nelbo += " " + ("" if se is None else f"+-{se:.3f}").rjust(9)
+            if gap:
+                nelbo += " " + ("-" if "generalisation_gap" not in r else f"{r['generalisation_gap']:.2f}").rjust(6)
             budget = f"{r.get('epochs', 0):7.1f} {r.get('train_minutes', 0):8.1f}  {r.get('device', '-')}"
             print(f"{r['name']:<44} {nelbo} {iwae_s:>8} {budget}")
     print(f"\n{'speed (training)':<56} {'img/s':>8} {'GFLOP/s':>8} {'matmul':>8} {'MFU':>6}")
@@ -250,12 +269,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--elbo-samples", type=int, default=1, help="re-estimate each run's -ELBO here with this many draws per image"
     )
     parser.add_argument(
+        "--gap-images",
+        type=int,
+        default=0,
+        help="also estimate each run's -ELBO on the first N training digits (binarised once): the generalisation gap",
+    )
+    parser.add_argument(
         "--threads", type=int, nargs="*", default=[], help="CPU thread counts to time (default: torch's)"
     )
     args = parser.parse_args(argv)
     configs = {"paper": preset("paper")} if args.quick else {n: preset(n) for n in ("paper", "fast", "cpu")}
     load_before = os.getloadavg()[0]
-    rows = [pixel_baseline(args.data_dir), *run_rows(args.from_runs, args.elbo_samples, args.data_dir)]
+    rows = [pixel_baseline(args.data_dir), *run_rows(args.from_runs, args.elbo_samples, args.data_dir, args.gap_images)]
     for threads in args.threads or [torch.get_num_threads()]:
         torch.set_num_threads(threads)
         rows += [
@@ -277,6 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "own one-draw figure in test_nelbo_run)"
                     if args.elbo_samples > 1
                     else "from one posterior draw per test image"
+                )
+                + (
+                    f"; generalisation_gap = test_nelbo - train_nelbo, the latter on the first {args.gap_images} "
+                    "training digits binarised once with the test seed, same draws"
+                    if args.gap_images
+                    else ""
                 ),
             },
             "targets": tgts,

@@ -164,10 +164,15 @@ class TrainConfig:
         return preset(self.preset, **overrides)
 
 
+def mnist_fixed_set(cfg: TrainConfig, split: str = "test", n: int | None = None) -> torch.Tensor:
+    """The first ``n`` digits of ``split`` (default: all), binarised once with ``test_seed``: ``(M, 1, 28, 28)``."""
+    images, _ = load_mnist(split, cfg.data_dir, source=cfg.data_source)
+    return binarize_fixed(torch.from_numpy(images[:n]).float().div_(255)[:, None], cfg.test_seed)
+
+
 def mnist_test_set(cfg: TrainConfig) -> torch.Tensor:
     """The fixed binary test set ``(M, 1, 28, 28)``: the first ``test_images`` digits, binarised with ``test_seed``."""
-    test, _ = load_mnist("test", cfg.data_dir, source=cfg.data_source)
-    return binarize_fixed(torch.from_numpy(test[: cfg.test_images]).float().div_(255)[:, None], cfg.test_seed)
+    return mnist_fixed_set(cfg, "test", cfg.test_images)
 
 
 def mnist_tensors(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -371,12 +371,19 @@ def test_benchmark_reestimates_each_runs_elbo_from_its_checkpoint(tmp_path):
     for name, extra in (("draw", ()), ("vae", ("--vae", "--vae-hidden", "16"))):
         draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / name, *extra)))
     folders = [str(tmp_path / "draw"), str(tmp_path / "vae")]
-    rows = draw_bench.run_rows(folders, elbo_samples=3)
+    rows = draw_bench.run_rows(folders, elbo_samples=3, gap_images=1000)
     assert [r["name"].split()[0] for r in rows] == ["DRAW", "VAE"]
+    sample_train = torch.from_numpy(load_mnist("train", source="sample")[0][:200]).float().div(255)[:, None]
     for row, folder in zip(rows, folders):
         ev = json.loads((Path(folder) / "eval.json").read_text())
         assert row["test_nelbo_run"] == ev["test_nelbo"] and row["elbo_samples"] == 3 and row["test_nelbo_mc_se"] > 0
         assert abs(row["test_nelbo"] - ev["test_nelbo"]) < 5
+        # the gap is measured on the 200 digits the run trained on (not 1000), binarised once with the test seed
+        model = draw_eval.load_trained(Path(folder) / "checkpoint.pt")
+        on_train = draw_eval.evaluate(model, binarize_fixed(sample_train, 0), seed=0, elbo_samples=3)
+        assert row["gap_images"] == 200 and row["train_nelbo"] == pytest.approx(on_train["test_nelbo"], rel=1e-9)
+        assert row["train_nelbo_mc_se"] == pytest.approx(on_train["test_nelbo_mc_se"], rel=1e-9)
+        assert row["generalisation_gap"] == pytest.approx(row["test_nelbo"] - row["train_nelbo"], rel=1e-12)
         again = draw_bench.reevaluate(Path(folder), ev["train"], 1, None)  # same test set, model and noise
         assert again["test_nelbo"] == pytest.approx(ev["test_nelbo"], rel=1e-9)
     with pytest.raises(CheckpointError, match="expected 'draw'"):
