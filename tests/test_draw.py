@@ -341,6 +341,27 @@ def test_images_per_s_counts_training_time_only_also_after_a_resume(tmp_path, mo
     assert len(rates) == 10 and rates == [20.0] * 10  # batch 20 per tick; evaluation and restarts excluded
 
 
+def test_parts_cut_by_a_growing_time_limit_repeat_one_run(tmp_path, monkeypatch):
+    """A run trained in parts (each call with a larger --time-limit-min, the schedule fixed in epochs) ends as the
+    same run trained in one go: the way to spread a long GPU run over short device calls."""
+    clock = itertools.count()  # one tick (second) per training step, as above
+    monkeypatch.setattr(draw_train.time, "perf_counter", lambda: float(next(clock)))
+    args = ("--ema-decay", "0.9")
+    full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", *args)))
+    part = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", *args))
+    for minutes, steps in ((5 / 60, 5), (12 / 60, 12)):
+        draw_train.train(replace(part, time_limit_min=minutes))
+        assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == steps
+        assert json.loads((tmp_path / "b" / "eval.json").read_text())["stopped_by_time_limit"]
+    resumed = draw_train.train(part)
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    ckpt_a, ckpt_b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in "ab")
+    for name, a in ckpt_a["extra"]["ema"].items():
+        torch.testing.assert_close(a, ckpt_b["extra"]["ema"][name], rtol=0, atol=0, msg=name)
+    assert json.loads((tmp_path / "b" / "eval.json").read_text())["steps"] == 20
+
+
 def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tmp_path):
     args = ("--ema-decay", "0.9", "--iwae-k", "2")
     full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", *args)))
