@@ -1,15 +1,16 @@
 """DRAW benchmark: test bounds of finished training runs, and training speed / model FLOP utilisation.
 
 ``python scripts/benchmark_draw.py --from-runs runs/draw_cpu runs/draw_fast runs/draw_cpu_noattn runs/vae_cpu
-runs/draw_paper --threads 1 2 --elbo-samples 24 --json docs/results/draw.json`` prints one table and writes
-the JSON the project's benchmarks share (``rows``, ``machine``, ``budget``, ``targets``).
+runs/draw_paper --threads 1 2 --elbo-samples 24 --gap-images 10000 --json docs/results/draw.json`` prints one
+table and writes the JSON the project's benchmarks share (``rows``, ``machine``, ``budget``, ``targets``).
 
 Quality rows come from run folders written by ``scripts/train_draw.py`` (their ``eval.json``: the test
 negative ELBO and IWAE bound in nats, with the training budget: epochs, minutes, device). A run's own -ELBO
 uses one posterior draw per test image; ``--elbo-samples S`` re-evaluates each run's checkpoint here with S
 draws per image (same test set) and reports that mean with its Monte Carlo standard error, which the targets
-then use. The baseline measured in this run is the best independent-pixel Bernoulli model (per-pixel
-training means, ~206 nats).
+then use; ``--gap-images N`` also scores each checkpoint on the first N training digits it saw (binarised once
+like the test set) and reports the generalisation gap, test minus train. The baseline measured in this run is
+the best independent-pixel Bernoulli model (per-pixel training means, ~206 nats).
 
 Speed rows time full training steps (forward, backward, Adam) of the paper configuration and others, and
 divide the model's matrix-multiply FLOP/s (:func:`~paintrnn.agents.draw.model_flops_per_image`) by the
