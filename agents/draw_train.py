@@ -48,6 +48,7 @@ from paintrnn.training import (
     save_checkpoint,
     seed_everything,
     setup_distributed,
+    synced_clock,
     write_config,
 )
 
@@ -334,7 +335,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
     if step and "log_sums" in ckpt["extra"]:
         sums, seen = ckpt["extra"]["log_sums"].to(info.device), int(ckpt["extra"]["log_seen"])
     window = (step, elapsed)  # images/s counts this process's training steps and time since the last log
-    t_last = time.perf_counter()
+    t_last = synced_clock(info.device)
     epoch_order: list[int] = []
     out_of_time = False
     for _ in [] if cfg.eval_only else bar:
@@ -357,11 +358,12 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         step += 1
         if ema is not None:
             ema.update(model, step)
-        now = time.perf_counter()
+        at_log = step % cfg.log_every == 0 or step == total
+        now = synced_clock(info.device) if at_log or step % per_epoch == 0 else time.perf_counter()
         elapsed += now - t_last
         t_last = now
         seen += 1
-        if step % cfg.log_every == 0 or step == total:
+        if at_log:
             check_finite(sums, step)
             avg = (sums / seen).tolist()
             rate = (step - window[0]) * cfg.batch_size / max(elapsed - window[1], 1e-9)  # evaluation excluded

@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,6 +237,15 @@ class EMA:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
+
+
+def synced_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once ``device`` has run the work queued on it. CUDA runs asynchronously: a plain
+    clock read charges the queued training steps to whatever waits on them next (an evaluation that is kept out
+    of the training time, say), which makes training look faster than it is."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def check_finite(loss: torch.Tensor, step: int) -> None:

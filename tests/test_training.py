@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from paintrnn import training
 from paintrnn.config import config_from_dict, parse_config
 from paintrnn.training import (
     EMA,
@@ -186,3 +187,16 @@ def test_ema_follows_the_averaging_rule_and_leaves_the_model_alone():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     with pytest.raises(ValueError, match="decay"):
         EMA(model, decay=1.0)
+
+
+def test_synced_clock_reads_the_time_only_after_the_device_has_caught_up(monkeypatch):
+    # CUDA queues work: a clock read before synchronising would charge queued training steps to the evaluation
+    # that follows them, which draw_train keeps out of the training time.
+    events = []
+    monkeypatch.setattr(training.torch.cuda, "synchronize", lambda device=None: events.append(("sync", device)))
+    monkeypatch.setattr(training.time, "perf_counter", lambda: events.append("clock") or 7.0)
+    assert training.synced_clock(torch.device("cuda", 1)) == 7.0
+    assert events == [("sync", torch.device("cuda", 1)), "clock"]
+    events.clear()
+    assert training.synced_clock(torch.device("cpu")) == 7.0
+    assert events == ["clock"]  # nothing to wait for on the CPU
