@@ -403,15 +403,16 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         show = cfg.progress and info.is_main
         final = test_bounds(iwae_k=cfg.iwae_k, show=show, iwae_images=cfg.iwae_images, elbo_samples=cfg.elbo_samples)
         if info.is_main:
+            batch = ckpt["config"]["train"]["batch_size"] if cfg.eval_only else cfg.batch_size  # as trained
             report = {
                 **final,
                 "iwae_k": cfg.iwae_k,
                 "test_images": int(test_x.shape[0]),
-                "epochs": step / per_epoch,
+                "epochs": step / per_epoch if batch == cfg.batch_size else step / (train_x.shape[0] // batch),
                 "steps": step,
                 "train_minutes": elapsed / 60,
                 "stopped_by_time_limit": out_of_time,
-                "batch_size": cfg.batch_size,
+                "batch_size": batch,
                 "processes": info.world_size,
                 "cuda_graph": graphed,
                 "ema_decay": ema.decay if ema is not None else 0.0,
@@ -424,9 +425,10 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             save_grid(
                 out / "samples.png", torch.sigmoid(shown.sample(64, info.device)[0][-1, :, 0]).cpu().numpy(), 8, 2
             )
-            plot_metrics(
-                out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
-            )
+            if (out / "metrics.jsonl").is_file():  # not when --eval-only scores a checkpoint without its log
+                plot_metrics(
+                    out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
+                )
     return model
 
 

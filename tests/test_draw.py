@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -384,6 +385,13 @@ def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tm
     draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", "--eval-only")))
     again = json.loads((tmp_path / "a" / "eval.json").read_text())  # --eval-only finds the average by itself
     assert again["ema_decay"] == 0.9 and again["test_nelbo"] == pytest.approx(report["test_nelbo"], abs=1e-6)
+    (tmp_path / "c").mkdir()  # a checkpoint alone (downloaded, say): evaluated without its training log
+    shutil.copy(tmp_path / "a" / "checkpoint.pt", tmp_path / "c" / "checkpoint.pt")
+    args = train_args(tmp_path / "c", "--eval-only", "--batch-size", "8")  # epochs count the batch it trained with
+    draw_train.train(draw_train.parse_config(draw_train.TrainConfig, args))
+    alone = json.loads((tmp_path / "c" / "eval.json").read_text())
+    assert alone["test_nelbo"] == pytest.approx(report["test_nelbo"], abs=1e-6)
+    assert (alone["epochs"], alone["batch_size"]) == (report["epochs"], report["batch_size"]) == (2.0, 20)
 
 
 def test_benchmark_reestimates_each_runs_elbo_from_its_checkpoint(tmp_path):
