@@ -316,6 +316,11 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             if compiled is not None:
                 model.step = compiled
 
+    def plot_curves() -> None:  # from the log, absent only when --eval-only scores a checkpoint on its own
+        if info.is_main and (out / "metrics.jsonl").is_file():
+            keys = ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
+            plot_metrics(out / "metrics.jsonl", out / "curves.png", keys)
+
     def checkpoint() -> None:
         check_finite(sums, step)  # a graphed run checks here and at each log: keep the last good checkpoint
         if info.is_main:
@@ -386,10 +391,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
         if end_of_epoch and (step // per_epoch) % cfg.eval_every == 0:
             metrics = test_bounds()
             logger.log(step, epoch=step / per_epoch, minutes=elapsed / 60, **metrics)
-            if info.is_main:
-                plot_metrics(
-                    out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
-                )
+            plot_curves()
             t_last = time.perf_counter()  # evaluation time is not training time
         if end_of_epoch or step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             checkpoint()
@@ -425,10 +427,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
             save_grid(
                 out / "samples.png", torch.sigmoid(shown.sample(64, info.device)[0][-1, :, 0]).cpu().numpy(), 8, 2
             )
-            if (out / "metrics.jsonl").is_file():  # not when --eval-only scores a checkpoint without its log
-                plot_metrics(
-                    out / "metrics.jsonl", out / "curves.png", ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
-                )
+            plot_curves()
     return model
 
 
