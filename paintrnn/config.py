@@ -18,6 +18,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import sys
 import textwrap
 import types
 import typing
@@ -107,13 +108,36 @@ def build_parser(cls: type, description: str | None = None, prog: str | None = N
     return parser
 
 
+def renamed_flags(cls: type, argv: Sequence[str]) -> list[str]:
+    """``argv`` with the old flags of ``cls.DEPRECATED_FLAGS`` (``{"--out": "--run-dir"}``) replaced by their
+    new names, each announced once on stderr (``--out=X`` forms too)."""
+    renames: dict[str, str] = getattr(cls, "DEPRECATED_FLAGS", {})
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if flag in renames:
+            print(f"warning: {flag} is deprecated, use {renames[flag]}", file=sys.stderr)
+            new = renames[flag].split()  # a flag, or a flag and its value ("--no-resume": "--resume never")
+            out.extend(new[:-1] + [new[-1] + eq + value])
+            continue
+        out.append(arg)
+    return out
+
+
 def parse_config(
     cls: type[T], argv: Sequence[str] | None = None, description: str | None = None, prog: str | None = None
 ) -> T:
-    """Parse ``argv`` (default: ``sys.argv[1:]``) into an instance of the dataclass ``cls``."""
-    ns = build_parser(cls, description, prog).parse_args(argv)
+    """Parse ``argv`` (default: ``sys.argv[1:]``) into an instance of the dataclass ``cls``; old flags listed
+    in ``cls.DEPRECATED_FLAGS`` are accepted with a deprecation message. An invalid value (the config's
+    ``__post_init__`` raising ``ValueError``) is reported as a usage error, not a traceback."""
+    argv = renamed_flags(cls, sys.argv[1:] if argv is None else argv)
+    parser = build_parser(cls, description, prog)
+    ns = parser.parse_args(argv)
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(ns).items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:

@@ -140,8 +140,10 @@ def save_checkpoint(
     step: int = 0,
     generator: torch.Generator | None = None,
     extra: dict[str, Any] | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> None:
-    """Write the model's weights with its config (a dataclass), optimiser, step and RNG state, atomically."""
+    """Write the model's weights with its config (a dataclass), optimiser, step and RNG state, atomically.
+    ``run_config`` (the whole training config, see :mod:`paintrnn.run`) is what a resume is checked against."""
     model = getattr(model, "module", model)  # unwrap DDP
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -153,6 +155,8 @@ def save_checkpoint(
         "rng": rng_state(generator),
         "extra": extra or {},
     }
+    if run_config is not None:
+        payload["run_config"] = run_config
     atomic_torch_save(payload, path)
 
 
