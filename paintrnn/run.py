@@ -358,6 +358,8 @@ def start_run(cfg: RunConfig, kind: str, seed_offset: int = 0) -> Iterator[Run]:
             Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
             lock = _FolderLock(Path(cfg.run_dir))
             lock.acquire()
+            for stale in Path(cfg.run_dir).glob(".*.tmp"):  # left by a process killed while writing a file
+                stale.unlink(missing_ok=True)
         yield Run(cfg, kind, info, generator)
     finally:
         if lock is not None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import ctypes
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import tempfile
@@ -130,6 +132,34 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = Non
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def tensor_digest(obj: Any) -> str:
+    """SHA-256 over every tensor in a nested structure of dicts, lists and tuples (keys sorted; dtype, shape and
+    bytes of each tensor): a checkpoint stores it, and :func:`load_checkpoint` verifies it, because
+    ``torch.load`` does not check the zip's CRCs and a flipped bit would otherwise load as a changed weight."""
+    digest = hashlib.sha256()
+
+    def walk(node: Any, key: str) -> None:
+        if torch.is_tensor(node):
+            t = node.detach().cpu().contiguous()
+            digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(node, dict):
+            for k in sorted(node, key=str):
+                walk(node[k], f"{key}/{k}")
+        elif isinstance(node, (list, tuple)):
+            for i, item in enumerate(node):
+                walk(item, f"{key}/{i}")
+
+    walk(obj, "")
+    return "sha256:" + digest.hexdigest()
+
+
+def _seal(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with its tensors' checksum under ``checksum``."""
+    payload["checksum"] = tensor_digest({k: v for k, v in payload.items() if k != "checksum"})
+    return payload
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     *,
@@ -157,7 +187,7 @@ def save_checkpoint(
     }
     if run_config is not None:
         payload["run_config"] = run_config
-    atomic_torch_save(payload, path)
+    atomic_torch_save(_seal(payload), path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", kind: str | None = None) -> dict:
@@ -167,10 +197,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, pickle errors, disallowed globals...
-        raise CheckpointError(f"{path} is not a readable paintrnn checkpoint (corrupt or truncated?): {exc}") from exc
+    except PermissionError as exc:
+        raise CheckpointError(f"cannot read {path}: permission denied") from exc
+    except pickle.UnpicklingError as exc:  # objects other than tensors and plain values: refused, never run
+        raise CheckpointError(
+            f"{path} is not a paintrnn checkpoint: it holds Python objects other than tensors and plain values, "
+            "which are refused (loading them could run code)"
+        ) from exc
+    except Exception as exc:  # truncated zip, bad records...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable paintrnn checkpoint (corrupt or truncated?): {first}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a paintrnn checkpoint (format tag missing)")
+    if "checksum" in ckpt:  # checkpoints written before checksums existed have none
+        actual = tensor_digest({k: v for k, v in ckpt.items() if k != "checksum"})
+        if actual != ckpt["checksum"]:
+            raise CheckpointError(f"{path} is corrupt: its tensors do not match the checksum stored with them")
     if kind is not None and ckpt.get("kind") != kind:
         raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, expected {kind!r}")
     for key in ckpt.get("half_keys", ()):  # weights stored in float16 by export_weights: back to float32
@@ -213,7 +255,7 @@ def export_weights(
         "extra": {k: v for k, v in ckpt.get("extra", {}).items() if not (torch.is_tensor(v) or isinstance(v, dict))},
         "half_keys": half_keys,
     }
-    atomic_torch_save(payload, dst)
+    atomic_torch_save(_seal(payload), dst)
     return payload
 
 
@@ -273,7 +315,7 @@ class MetricsLogger:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= resume_step]
+            kept = [ln for ln in _whole_lines(self.path) if json.loads(ln)["step"] <= resume_step]
             atomic_write_bytes(self.path, "".join(ln + "\n" for ln in kept).encode())
 
     def log(self, step: int, **metrics: float) -> None:
@@ -290,8 +332,20 @@ class MetricsLogger:
             fh.write(json.dumps(row) + "\n")
 
 
+def _whole_lines(path: Path) -> list[str]:
+    """The non-empty lines of a JSONL file, without a torn final line (a kill in the middle of a write)."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if lines:
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    return lines
+
+
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+    """The rows of a ``metrics.jsonl`` (a torn final line, from a kill during a write, is skipped)."""
+    return [json.loads(ln) for ln in _whole_lines(Path(path))]
 
 
 def plot_metrics(jsonl_path: str | os.PathLike, png_path: str | os.PathLike, keys: Iterable[str] | None = None) -> None:

@@ -202,3 +202,22 @@ def test_config_differences_ignore_allowed_fields():
     cfg = ToyConfig(run_dir="a", gifs=True)
     saved = {**dataclasses.asdict(ToyConfig(run_dir="b")), "lr": 0.5}
     assert config_differences(cfg, saved) == ["lr: 0.5 -> 0.1"]
+
+
+def test_stale_temporary_files_of_a_killed_write_are_removed(tmp_path):
+    (tmp_path / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / "keep.txt").write_text("user file")
+    with start_run(RunConfig(run_dir=str(tmp_path)), kind="toy"):
+        pass
+    assert not list(tmp_path.glob(".*.tmp")) and (tmp_path / "keep.txt").is_file()
+
+
+def test_torn_last_metrics_line_does_not_block_resume(tmp_path):
+    cfg = ToyConfig(run_dir=str(tmp_path), checkpoint_every=2, log_every=1, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        toy_train(cfg, stop_after=4)
+    with (tmp_path / "metrics.jsonl").open("a") as fh:
+        fh.write('{"step": 5, "lo')  # killed in the middle of a line
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4]
+    toy_train(cfg)
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]

@@ -200,3 +200,35 @@ def test_synced_clock_reads_the_time_only_after_the_device_has_caught_up(monkeyp
     events.clear()
     assert training.synced_clock(torch.device("cpu")) == 7.0
     assert events == ["clock"]  # nothing to wait for on the CPU
+
+
+def test_bit_flipped_checkpoint_is_refused_by_its_checksum(tmp_path):
+    import zipfile
+
+    from paintrnn.training import save_checkpoint
+
+    model = torch.nn.Linear(64, 64)
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, kind="toy", config={"a": 1}, model=model)
+    assert load_checkpoint(path)["checksum"].startswith("sha256:")
+    with zipfile.ZipFile(path) as zf:  # torch stores tensor bytes uncompressed: find the weight's record
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+        offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw = bytearray(path.read_bytes())
+    raw[offset + 100] ^= 0x40  # one flipped bit inside the weight matrix
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="corrupt: its tensors do not match the checksum"):
+        load_checkpoint(path)
+
+
+def test_code_carrying_file_is_refused_without_advising_unsafe_loading(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "paintrnn-checkpoint-v1", "model": Evil()}, path)
+    with pytest.raises(CheckpointError) as exc:
+        load_checkpoint(path)
+    assert "refused" in str(exc.value) and "weights_only" not in str(exc.value)
+    assert "\n" not in str(exc.value)
