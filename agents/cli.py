@@ -2,9 +2,13 @@
 
     paintrnn demo [--out paintrnn-demo] [--train] [--device cpu]   # GIFs of every model family + index.html
     paintrnn train {draw,painter,texture,glimpse} [options]         # the training scripts
-    paintrnn gif CHECKPOINT [--out FILE.gif | FOLDER]               # animation of any checkpoint
-    paintrnn sample CHECKPOINT [--out FILE.png]                     # PNG grid of results
+    paintrnn gif MODEL [--out FILE.gif | FOLDER]                    # animation of any model
+    paintrnn sample MODEL [--out FILE.png]                          # PNG grid of results
     paintrnn bench {draw,painter,texture,glimpse,envs,render} [options]
+    paintrnn --version
+
+MODEL is what ``paintrnn.load`` takes: a shipped model's name (draw, painter, texture, glimpse), a run folder
+or a checkpoint file.
 
 ``paintrnn train X`` and ``paintrnn bench X`` pass their options on to the same ``main(argv)`` functions the
 files in ``scripts/`` call, so ``paintrnn train draw --help`` lists the same options as
@@ -21,6 +25,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import paintrnn
 
 TRAIN = {
     "draw": ("paintrnn.agents.draw_train", "DRAW on binarised MNIST (scripts/train_draw.py)"),
@@ -105,17 +111,18 @@ def torch_threads(n: int) -> Iterator[None]:
 def _gif(args: argparse.Namespace) -> int:
     from paintrnn.agents.demo import gif_frames, load_any
 
+    from paintrnn.hub import checkpoint_path
     from paintrnn.media import write_gif
     from paintrnn.training import resolve_device
 
-    loaded = load_any(args.checkpoint, resolve_device(args.device))
-    out = Path(args.out or f"{loaded.kind}.gif")
-    if out.suffix.lower() != ".gif" and loaded.kind in ("draw", "painter"):  # a folder: the agent's full set
-        module = importlib.import_module(f"paintrnn.agents.{loaded.kind}_gif")
-        written = module.render(args.checkpoint, out, n=args.n or 16, data_dir=args.data_dir)
+    loaded = load_any(args.model, resolve_device(args.device))
+    out = Path(args.out or f"{loaded.family}.gif")
+    if out.suffix.lower() != ".gif" and loaded.family in ("draw", "painter"):  # a folder: the agent's full set
+        module = importlib.import_module(f"paintrnn.agents.{loaded.family}_gif")
+        written = module.render(checkpoint_path(args.model), out, n=args.n or 16, data_dir=args.data_dir)
     else:
         if out.suffix.lower() != ".gif":
-            out = out / f"{loaded.kind}.gif"
+            out = out / f"{loaded.family}.gif"
         frames, duration = gif_frames(loaded, args.n, args.seed)
         written = [write_gif(out, frames, duration_ms=duration, hold_last_ms=1500)]
     for path in written:
@@ -129,8 +136,8 @@ def _sample(args: argparse.Namespace) -> int:
     from paintrnn.media import save_png
     from paintrnn.training import resolve_device
 
-    loaded = load_any(args.checkpoint, resolve_device(args.device))
-    out = Path(args.out or f"{loaded.kind}_samples.png")
+    loaded = load_any(args.model, resolve_device(args.device))
+    out = Path(args.out or f"{loaded.family}_samples.png")
     print(save_png(out, sample_grid(loaded, args.n, args.seed)))
     return 0
 
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paintrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"paintrnn {paintrnn.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{demo,train,gif,sample,bench}", required=True)
 
     about = "Write draw.gif, painter.gif, texture.gif, glimpse.gif and index.html."
@@ -171,11 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCH), add_help=False)
 
     for name, func, about in (
-        ("gif", _gif, "animated GIF of any checkpoint (dispatches on its kind)"),
+        ("gif", _gif, "animated GIF of any model (dispatches on its checkpoint's kind)"),
         ("sample", _sample, "PNG grid of results of a generative checkpoint (draw, painter, texture)"),
     ):
         p = sub.add_parser(name, help=about, description=about, formatter_class=fmt)
-        p.add_argument("checkpoint", help="checkpoint.pt written by `paintrnn train` (or a shipped one)")
+        p.add_argument("model", help=f"a shipped model ({', '.join(paintrnn.available_models())}), a run folder "
+                       "of `paintrnn train` or a checkpoint file")  # fmt: skip
         p.add_argument("--seed", type=int, default=0, help="seed of samples and noise")
         p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
         p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)

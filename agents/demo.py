@@ -1,6 +1,7 @@
 """The front door: one GIF per model family from any checkpoint, and the demo page.
 
-:func:`load_any` rebuilds the model of any paintrnn checkpoint from its ``kind`` tag; :func:`gif_frames`
+:func:`load_any` is :func:`paintrnn.load` (a shipped model's name, a run folder or a checkpoint) plus the
+checkpoint's ``kind`` tag and config, which the pictures need; :func:`gif_frames`
 turns it into animation frames (DRAW drawing from its prior with the write windows, the painter redrawing
 test digits stroke by stroke, a texture appearing front by front, glimpses moving over digits) and
 :func:`sample_grid` into one PNG grid. :func:`run_demo` does this for the small checkpoints shipped in
@@ -11,6 +12,7 @@ test digits stroke by stroke, a texture appearing front by front, glimpses movin
 from __future__ import annotations
 
 import html
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+import paintrnn
 from paintrnn.config import config_from_dict
 from paintrnn.data import load_mnist
+from paintrnn.hub import checkpoint_path
 from paintrnn.media import image_grid, to_uint8, write_gif
 from paintrnn.training import load_checkpoint, resolve_device
 
 FAMILIES = ("draw", "painter", "texture", "glimpse")
+"""The model families of the demo page, each shipped under its own name (:func:`paintrnn.available_models`)."""
 CAPTIONS = {
     "draw": "DRAW (Gregor et al. 2015) drawing 16 digits from its prior in T steps; red boxes are the write "
     "attention windows of each step.",
@@ -39,49 +44,25 @@ CAPTIONS = {
 }
 
 
-def bundled_checkpoint(kind: str) -> Path:
-    """Path of the small pretrained checkpoint shipped for ``kind`` (one of :data:`FAMILIES`)."""
-    if kind not in FAMILIES:
-        raise ValueError(f"kind must be one of {FAMILIES}, got {kind!r}")
-    import paintrnn
-
-    return Path(paintrnn.__file__).parent / "assets" / "checkpoints" / f"{kind}.pt"
-
-
 @dataclass(frozen=True)
 class Loaded:
-    """A model rebuilt from a checkpoint, with the checkpoint's kind and config."""
+    """A model loaded by :func:`paintrnn.load`, with its checkpoint's kind tag and config."""
 
     kind: str
     model: nn.Module
     config: dict[str, Any]
 
+    @property
+    def family(self) -> str:
+        """The model family: the kind tag up to its first ``-`` (a ``painter-ppo`` checkpoint is a painter)."""
+        return self.kind.split("-", 1)[0]
 
-def load_any(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
-    """Rebuild the model of any paintrnn checkpoint (``weights_only`` load), dispatching on its ``kind``."""
-    ckpt = load_checkpoint(path, map_location=device)
-    kind = ckpt["kind"]
-    if kind == "draw":
-        from paintrnn.agents.draw_gif import load_draw
 
-        model: nn.Module = load_draw(path, device)
-    elif kind == "painter":
-        from paintrnn.agents.painter import load_painter
-
-        model = load_painter(path, device)[0]
-    elif kind == "texture":
-        from paintrnn.agents.texture_train import load_model
-
-        model = load_model(path, device)
-    elif kind == "glimpse":
-        from paintrnn.agents.glimpse_train import Config, build_model
-
-        model = build_model(config_from_dict(Config, ckpt["config"])).to(device)
-        model.load_state_dict(ckpt["model"])
-        model.eval()
-    else:
-        raise ValueError(f"{path} holds a model of kind {kind!r}; this command knows {FAMILIES}")
-    return Loaded(kind, model, ckpt["config"])
+def load_any(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> Loaded:
+    """:func:`paintrnn.load` of a shipped model's name, a run folder or a checkpoint, with its kind and config."""
+    path = checkpoint_path(name_or_path)
+    ckpt = load_checkpoint(path)
+    return Loaded(ckpt["kind"], paintrnn.load(path, device), ckpt["config"])
 
 
 def mnist_test_digits(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -97,11 +78,11 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
         raise ValueError(f"n (images in the GIF) must be >= 1, got {n}")
     model, cfg = loaded.model, loaded.config
     device = next(model.parameters()).device
-    if loaded.kind == "draw":
+    if loaded.family == "draw":
         from paintrnn.agents.draw_gif import sample_frames
 
         return sample_frames(model, n or 16, scale=3, seed=seed), 150.0
-    if loaded.kind == "painter":
+    if loaded.family == "painter":
         from paintrnn.agents.painter_gif import episode_frames
 
         n = n or 8
@@ -109,13 +90,13 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
         if model.spec.conditional:
             targets = torch.nn.functional.interpolate(mnist_test_digits(n, device), size=(64, 64), mode="bilinear")
         return episode_frames(model, targets, int(cfg.get("steps", 2)), n, 64, nrow=2, scale=2), 200.0
-    if loaded.kind == "texture":
+    if loaded.family == "texture":
         from paintrnn.agents.texture import sampling_frames
 
         generator = torch.Generator(device).manual_seed(seed)
         frames = sampling_frames(model, 64, 64, num=n or 2, frames=40, generator=generator)
         return frames.repeat(3, 1).repeat(3, 2), 60.0
-    if loaded.kind == "glimpse":
+    if loaded.family == "glimpse":
         from paintrnn.agents.glimpse import RAM, episode_frames
         from paintrnn.agents.glimpse_train import Config, make_scenes, start_locations
 
@@ -142,10 +123,10 @@ def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
     model = loaded.model
     device = next(model.parameters()).device
     nrow = int(np.ceil(np.sqrt(n)))
-    if loaded.kind == "draw":
+    if loaded.family == "draw":
         canvases, _ = model.sample(n, device, torch.Generator().manual_seed(seed))
         return image_grid(to_uint8(torch.sigmoid(canvases[-1, :, 0]).cpu().numpy()), nrow, 2)
-    if loaded.kind in ("painter", "texture"):
+    if loaded.family in ("painter", "texture"):
         frames, _ = gif_frames(loaded, n, seed)
         return frames[-1]
     raise ValueError(f"no sample grid for models of kind {loaded.kind!r} (a classifier: use `paintrnn gif`)")
@@ -153,11 +134,11 @@ def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
 
 TINY = {
     "draw": ("draw", "--preset small --epochs 8 --batch-size 50 --lr 3e-3 --data-source sample --test-images 200 "
-             "--iwae-k 0 --eval-every 8 --threads 1 --no-resume --out"),
+             "--iwae-k 0 --eval-every 8 --threads 1 --resume never --run-dir"),
     "painter": ("painter backprop", "--canvas-size 32 --iters 300 --batch-size 32 --hidden 128 --data-source sample "
                 "--eval-size 64 --run-dir"),
-    "texture": ("texture", "--texture grass --flips hv --hidden 16 --head-hidden 16 --steps 120 --crop 16 "
-                "--batch-size 8 --sample-size 32 --no-resume --run-dir"),
+    "texture": ("texture", "--texture grass --flips hv --hidden 16 --head-hidden 16 --iters 120 --crop 16 "
+                "--batch-size 8 --sample-size 32 --resume never --run-dir"),
     "glimpse": ("glimpse", "--epochs 8 --hidden 128 --lr 3e-3 --data-source sample --eval-every 8 --no-gif --run-dir"),
 }  # fmt: skip
 """``paintrnn train NAME OPTIONS RUN_DIR`` of the tiny models ``paintrnn demo --train`` makes (bundled data)."""
@@ -227,7 +208,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     device = str(resolve_device(device))
-    checkpoints = {kind: bundled_checkpoint(kind) for kind in FAMILIES}
+    checkpoints: dict[str, str | Path] = {kind: kind for kind in FAMILIES}  # the shipped models, by name
     if train:
         for kind in tqdm(FAMILIES, desc="training tiny models", disable=not progress, dynamic_ncols=True):
             checkpoints[kind] = train_tiny(kind, out / "runs" / kind, device)

@@ -10,19 +10,27 @@ Gaussian posterior to the standard normal prior (eq. 10)::
 
 Without attention the encoder reads the whole image and error image and the decoder adds a full-canvas
 update. The LSTMs compute their four gates with one matrix product over the concatenated inputs.
+
+:func:`load_model` rebuilds a trained model from a checkpoint; :meth:`DRAW.predict` draws from the prior one
+write at a time as actions of the ``paintrnn/Draw-v0`` environment.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paintrnn.attention import Window, filterbank, read, window_box, window_from_raw, write
+from paintrnn.config import config_from_dict
+from paintrnn.training import inference_weights, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,12 @@ class StepOutput(NamedTuple):
     read_raw: Tensor | None  # (B, 5) attention parameters of the read window (None without attention)
     write_raw: Tensor | None  # (B, 5) attention parameters of the write window
     patch: Tensor  # (B, 1, N, N) written patch (full canvas update without attention)
+
+
+StepFn = Callable[[Tensor, DrawState, Tensor | None], tuple[DrawState, StepOutput]]
+"""What :meth:`DRAW.unroll` calls once per glimpse: :meth:`DRAW.step` or a compiled version of it."""
+DecoderState = tuple[np.ndarray, np.ndarray]
+"""The recurrent state :meth:`DRAW.predict` carries between calls: decoder ``(h, c)``, each ``(N, dec_size)``."""
 
 
 class DrawOutput(NamedTuple):
@@ -245,16 +259,18 @@ class DRAW(nn.Module):
         update, patch, write_raw = self.write(h_dec)
         return h_dec, c_dec, canvas + update, patch, write_raw
 
-    def forward(self, x: Tensor, noise: Tensor | None = None) -> DrawOutput:
-        """Unroll over T steps on images ``x`` in [0, 1]; ``noise (T, B, Z)`` fixes the posterior samples."""
-        return self.unroll(check_images(x, self.config.height, self.config.width), noise)
+    def forward(self, x: Tensor, noise: Tensor | None = None, step_fn: StepFn | None = None) -> DrawOutput:
+        """Unroll over T steps on images ``x`` in [0, 1]; ``noise (T, B, Z)`` fixes the posterior samples;
+        ``step_fn`` replaces :meth:`step` (e.g. ``torch.compile(model.step)``, as the trainer's ``--compile``)."""
+        return self.unroll(check_images(x, self.config.height, self.config.width), noise, step_fn)
 
-    def unroll(self, x: Tensor, noise: Tensor | None = None) -> DrawOutput:
+    def unroll(self, x: Tensor, noise: Tensor | None = None, step_fn: StepFn | None = None) -> DrawOutput:
         """:meth:`forward` without the input checks (they synchronise with the device): ``x (B, 1, H, W)``."""
+        step = self.step if step_fn is None else step_fn
         state = self.initial_state(x.shape[0], x.device)
         steps = []
         for t in range(self.config.steps):
-            state, out = self.step(x, state, None if noise is None else noise[t])
+            state, out = step(x, state, None if noise is None else noise[t])
             steps.append(out)
         recon = F.binary_cross_entropy_with_logits(state.canvas, x, reduction="none").flatten(1).sum(-1)
         mu = torch.stack([s.mu for s in steps])  # (T, B, Z)
@@ -312,6 +328,70 @@ class DRAW(nn.Module):
         win: Window = window_from_raw(flat, self.config.height, self.config.width, n)
         return window_box(win, n).reshape(*raw.shape[:-1], 4)
 
+    # ---- the prior as a policy of paintrnn/Draw-v0 ------------------------------------------------------
+    def env_options(self) -> dict[str, Any]:
+        """Options of ``paintrnn/Draw-v0`` whose steps are this model's writes (raw actions, its image size,
+        write window, T and ``c_0``); add a target source (or ``target=None, reward="none"``) and make the env
+        with ``gym.make("paintrnn/Draw-v0", **model.env_options(), ...)`` or ``gym.make_vec``."""
+        cfg = self.config
+        if not cfg.attention:
+            raise ValueError("Draw-v0 writes through a window: a DRAW model without attention has no such actions")
+        return {"height": cfg.height, "width": cfg.width, "channels": 1, "n": cfg.write_n, "max_steps": cfg.steps,
+                "raw_actions": True, "canvas_init": cfg.canvas_init}  # fmt: skip
+
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: Mapping[str, Any],
+        state: DecoderState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[np.ndarray, DecoderState]:
+        """The next write of a drawing from the prior, as the action of ``paintrnn/Draw-v0`` made with
+        :meth:`env_options` (Stable-Baselines3's ``predict``): ``(action, state)``.
+
+        Generation is open-loop (DRAW's decoder never looks at the canvas), so the observation serves only for
+        the batch (a single env's ``canvas (H, W, 1)`` or a vector env's ``(N, H, W, 1)``) and its ``step``
+        counter: a sub-env at step 0, or flagged in ``episode_start (N,)``, starts a new drawing. ``state`` is the
+        decoder's ``(h, c)``, ``(N, dec_size)`` each (None: every sub-env starts afresh). ``deterministic``
+        writes with the prior's mode ``z = 0``; otherwise ``z ~ N(0, I)``, drawn from ``generator`` when given
+        as :meth:`sample` draws it (the same generator gives the same drawings). The action is ``(5 + N*N,)``
+        float32 for a single env and ``(N, 5 + N*N)`` for a vector env: the write window's raw parameters, then
+        the patch (the layout of :meth:`write_actions`)."""
+        cfg = self.config
+        self.env_options()  # attention is needed
+        if not isinstance(observation, Mapping) or "canvas" not in observation:
+            raise ValueError("observation must be a Draw-v0 observation: a dict with 'canvas' (and 'step')")
+        canvas = np.asarray(observation["canvas"])
+        if canvas.ndim not in (3, 4) or canvas.shape[-3:] != (cfg.height, cfg.width, 1):
+            raise ValueError(
+                f"observation['canvas'] must have shape ({cfg.height}, {cfg.width}, 1) or (N, {cfg.height}, "
+                f"{cfg.width}, 1) for this model, got {canvas.shape}"
+            )
+        batched = canvas.ndim == 4
+        n = canvas.shape[0] if batched else 1
+        fresh = np.asarray(observation.get("step", np.zeros(n)), dtype=np.int64).reshape(n) == 0
+        if episode_start is not None:
+            fresh |= np.asarray(episode_start, dtype=bool).reshape(n)
+        weight = self.decoder.weight  # (4 dec, Z + dec)
+        h = torch.zeros(n, cfg.dec_size, device=weight.device, dtype=weight.dtype)
+        c = torch.zeros_like(h)
+        if state is not None:
+            if len(state) != 2 or any(np.shape(s) != (n, cfg.dec_size) for s in state):
+                raise ValueError(f"state must be the (h, c) that predict returned, each ({n}, {cfg.dec_size})")
+            keep = torch.as_tensor(~fresh, device=weight.device)[:, None]  # (N, 1)
+            h = torch.where(keep, torch.as_tensor(state[0], device=weight.device, dtype=weight.dtype), h)
+            c = torch.where(keep, torch.as_tensor(state[1], device=weight.device, dtype=weight.dtype), c)
+        if deterministic:
+            z = torch.zeros(n, cfg.z_size, device=weight.device, dtype=weight.dtype)  # (N, Z)
+        else:
+            z = torch.randn(n, cfg.z_size, generator=generator, dtype=weight.dtype).to(weight.device)
+        h, c = lstm_step(self.decoder, torch.cat([z, h], dim=1), c)
+        out = self.writer(h)  # (N, N*N + 5): patch, then window
+        action = torch.cat([out[:, -5:], out[:, :-5]], dim=1).float().cpu().numpy()  # (N, 5 + N*N)
+        return (action if batched else action[0]), (h.cpu().numpy(), c.cpu().numpy())
+
 
 def model_flops_per_image(config: DrawConfig) -> float:
     """Matrix-multiply FLOPs of one training image (forward + backward = 3 x forward, 2 per multiply-add),
@@ -327,3 +407,12 @@ def model_flops_per_image(config: DrawConfig) -> float:
         macs += 2 * (c.read_n * c.height * c.width + c.read_n * c.width * c.read_n)
         macs += c.write_n * c.write_n * c.width + c.height * c.write_n * c.width
     return 3 * 2 * macs * c.steps
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> DRAW:
+    """The DRAW model of a checkpoint written by ``scripts/train_draw.py`` (``kind`` "draw"), in eval mode on
+    ``device``, with its averaged weights when the run kept an average (``--ema-decay``)."""
+    ckpt = load_checkpoint(path, map_location=device, kind="draw")
+    model = DRAW(config_from_dict(DrawConfig, ckpt["config"]["model"]))
+    model.load_state_dict(inference_weights(ckpt))
+    return model.to(device).eval()

@@ -24,17 +24,17 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from paintrnn.agents.draw import DRAW, DrawConfig, preset
-from paintrnn.agents.draw_eval import evaluate, load_trained
-from paintrnn.agents.draw_train import TrainConfig, machine_info, mnist_fixed_set, mnist_test_set
+from paintrnn.agents import vae
+from paintrnn.agents.draw import DRAW, DrawConfig, load_model, model_flops_per_image, preset
+from paintrnn.agents.draw_eval import evaluate
+from paintrnn.agents.draw_train import machine_info, mnist_fixed_set, mnist_test_set, saved_train_config
 from torch import Tensor, nn
 
 from paintrnn.attention import filterbank, read, window_from_raw, write
-from paintrnn.config import config_from_dict
 from paintrnn.data import binarize_fixed, load_mnist
 
 PAPER_NLL = 80.97
@@ -87,14 +87,17 @@ def matmul_flops(size: int = 1024, seconds: float = 1.0) -> float:
     return 2 * size**3 * n / (time.perf_counter() - t0)
 
 
-def train_speed(model: nn.Module, batch: int, iters: int, loss_of=lambda out: out.loss, warmup: int = 2) -> float:
-    """Training images per second (forward, backward, Adam step): the median step after ``warmup`` steps."""
+def train_speed(
+    model: nn.Module, batch: int, iters: int, loss_of: Callable[[Tensor], Tensor], warmup: int = 2
+) -> float:
+    """Training images per second (forward with ``loss_of(x)``, backward, Adam step on ``model``'s parameters):
+    the median step after ``warmup`` steps."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = (torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.2).float()
     times = []
     for i in range(iters + warmup):
         t0 = time.perf_counter()
-        loss = loss_of(model(x))
+        loss = loss_of(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -104,18 +107,22 @@ def train_speed(model: nn.Module, batch: int, iters: int, loss_of=lambda out: ou
 
 
 def speed_rows(configs: dict[str, DrawConfig], batch: int, iters: int, compile_step: bool) -> list[dict]:
-    from paintrnn.agents.draw import model_flops_per_image
-
     rows = []
     for name, cfg in configs.items():
         torch.manual_seed(0)
-        variants = [("paintrnn", DRAW(cfg), lambda out: out.loss)]
+        model = DRAW(cfg)
+        variants: list[tuple[str, nn.Module, Callable[[Tensor], Tensor]]] = [
+            ("paintrnn", model, lambda x, model=model: model(x).loss)
+        ]
         if compile_step:
             compiled = DRAW(cfg)
-            compiled.step = torch.compile(compiled.step, dynamic=False)
-            variants.append(("paintrnn + torch.compile", compiled, lambda out: out.loss))
+            step_fn = torch.compile(compiled.step, dynamic=False)
+            variants.append(
+                ("paintrnn + torch.compile", compiled, lambda x, m=compiled, f=step_fn: m(x, step_fn=f).loss)
+            )
         if cfg.attention and name == "paper":
-            variants.append(("straightforward (nn.LSTMCell)", StraightforwardDRAW(cfg), lambda out: out))
+            baseline = StraightforwardDRAW(cfg)
+            variants.append(("straightforward (nn.LSTMCell)", baseline, baseline))
         for impl, model, loss_of in variants:
             peak_before = matmul_flops()
             rate = train_speed(model, batch, iters, loss_of, warmup=1 if iters < 4 else 2)
@@ -150,8 +157,8 @@ def reevaluate(
     """The -ELBO of a run's checkpoint on its own test set, averaged over ``elbo_samples`` draws per image; with
     ``gap_images``, also on a fixed binarisation of the first ``gap_images`` digits it trained on (``train_nelbo``)
     and the generalisation gap, test minus train."""
-    cfg = config_from_dict(TrainConfig, {**train, "data_dir": data_dir, "progress": False})
-    model = load_trained(folder / "checkpoint.pt")
+    cfg = saved_train_config({**train, "data_dir": data_dir, "progress": False})
+    model = (vae.load_model if cfg.vae else load_model)(folder / "checkpoint.pt")
 
     def nelbo(images: torch.Tensor) -> dict[str, float]:
         res = evaluate(model, images, batch_size=cfg.eval_batch, seed=cfg.test_seed, elbo_samples=elbo_samples)

@@ -1,32 +1,15 @@
 """Test bounds of DRAW and its VAE baseline: the negative ELBO and the importance-weighted bound (nats per image),
-sharded over DDP processes; and loading either model back from a training checkpoint."""
+sharded over DDP processes. (Load a trained model with :func:`paintrnn.agents.draw.load_model` or
+:func:`paintrnn.agents.vae.load_model`.)"""
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
-from paintrnn.agents.draw import DRAW, DrawConfig
-from paintrnn.agents.vae import VAE, VAEConfig
+from paintrnn.agents.draw import DRAW
+from paintrnn.agents.vae import VAE
 
-from paintrnn.config import config_from_dict
-from paintrnn.training import CheckpointError, inference_weights, load_checkpoint, progress
-
-
-def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu", kind: str | None = None) -> DRAW | VAE:
-    """The DRAW model or baseline VAE of a checkpoint written by ``scripts/train_draw.py``, in eval mode (its
-    averaged weights when the run kept an average). ``kind`` ("draw" or "vae") insists on one of the two."""
-    ckpt = load_checkpoint(path, map_location=device, kind=kind)
-    if ckpt.get("kind") not in ("draw", "vae"):
-        raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, not a DRAW or VAE one")
-    mcfg = config_from_dict(DrawConfig, ckpt["config"]["model"])
-    if ckpt["kind"] == "vae":
-        model: DRAW | VAE = VAE(VAEConfig.matching(mcfg, ckpt["config"]["train"]["vae_hidden"]))
-    else:
-        model = DRAW(mcfg)
-    model.load_state_dict(inference_weights(ckpt))
-    return model.to(device).eval()
+from paintrnn.training import progress
 
 
 @torch.no_grad()

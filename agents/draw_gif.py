@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from paintrnn.agents.draw import DRAW, check_images
-from paintrnn.agents.draw_eval import load_trained
+from paintrnn.agents.draw import DRAW, check_images, load_model
 from torch import Tensor
 
 from paintrnn.data import binarize_fixed, load_mnist
@@ -24,14 +23,6 @@ from paintrnn.media import draw_boxes, grid_frames, save_grid, to_uint8, upscale
 
 READ_COLOUR = (64, 220, 64)
 WRITE_COLOUR = (255, 64, 64)
-
-
-def load_draw(path: str | Path, device: str | torch.device = "cpu") -> DRAW:
-    """A trained DRAW model from a checkpoint written by ``scripts/train_draw.py`` (its averaged weights when the
-    run kept an average, ``--ema-decay``)."""
-    model = load_trained(path, device, kind="draw")
-    assert isinstance(model, DRAW)
-    return model
 
 
 def _boxed(canvases: Tensor, boxes: list[tuple[Tensor | None, tuple[int, int, int]]], scale: int) -> np.ndarray:
@@ -89,7 +80,7 @@ def render(
     duration_ms: float = 80,
 ) -> list[Path]:
     """Write ``{prefix}_samples.gif/png`` and ``{prefix}_reconstructions.gif/png`` for a DRAW checkpoint."""
-    model = load_draw(checkpoint)
+    model = load_model(checkpoint)
     out = Path(out)
     test, _ = load_mnist("test", data_dir)
     x = binarize_fixed(torch.from_numpy(test[:n]).float().div(255)[:, None], seed)

@@ -2,31 +2,31 @@
 
 Training images are binarised afresh at every use (dynamic binarisation); the test set is binarised once
 with a fixed seed (this is *not* the Larochelle fixed binarisation the paper used, so numbers are close to,
-not identical with, its 80.97 nats). A run folder holds ``config.json``, ``metrics.jsonl`` (training
-losses every ``log_every`` steps, test bounds every epoch), ``curves.png``, ``checkpoint.pt`` (atomic,
-resumable: a killed run restarted with the same command continues exactly), ``samples.png`` and, at the
-end, ``eval.json`` with the test negative ELBO and the importance-weighted bound.
+not identical with, its 80.97 nats). A run folder (``--run-dir``) holds ``config.json``, ``metrics.jsonl``
+(training losses every ``log_every`` steps, test bounds every epoch), ``curves.png``, ``checkpoint.pt``
+(atomic, resumable: a killed run restarted with the same command continues exactly; see ``--resume``),
+``samples.png`` and, at the end, ``eval.json`` with the test negative ELBO and the importance-weighted bound.
+``--eval-only`` scores the folder's checkpoint without training.
 
 Runs under ``torchrun --nproc-per-node N`` (DDP; gloo on CPU, NCCL on GPU) with a ``DistributedSampler``;
-only rank 0 writes files.
+only rank 0 writes files. On one GPU each training step is replayed as a CUDA graph (``--cuda-graph``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
-from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, preset
+from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, StepFn, preset
 from paintrnn.agents.draw_eval import evaluate
 from paintrnn.agents.vae import VAE, VAEConfig
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
@@ -34,31 +34,31 @@ from paintrnn.config import config_from_dict, parse_config
 from paintrnn.data import binarize_dynamic, binarize_fixed, load_mnist
 from paintrnn.graphs import GraphedStep, prepare_optimizer
 from paintrnn.media import save_grid
+from paintrnn.run import Run, RunConfig, lr_schedule, start_run
 from paintrnn.training import (
     EMA,
     CheckpointError,
-    DistInfo,
-    MetricsLogger,
     NonFiniteLossError,
     check_finite,
-    cleanup_distributed,
     load_checkpoint,
     plot_metrics,
-    progress,
-    save_checkpoint,
-    seed_everything,
-    setup_distributed,
-    synced_clock,
-    write_config,
 )
 
 CHECKPOINT_KIND = "draw"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Train DRAW on binarised MNIST (negative ELBO in nats per image, Adam, gradient clipping)."""
 
+    run_dir: str = "runs/draw"
+    """Run folder: config.json, metrics.jsonl, curves.png, checkpoint.pt, samples.png and eval.json."""
+    threads: int = 0
+    """torch CPU threads (0 = torch's default, DRAW's default as before; 1 is fastest on a CPU shared with others)."""
+    log_every: int = 50
+    """Optimiser steps between training metric lines (test bounds come every --eval-every epochs)."""
+    checkpoint_every: int = 500
+    """Optimiser steps between checkpoints (one is also written at each epoch end)."""
     preset: str = "fast"
     """Model preset: paper (Table 3, T=64), paper_noattn, fast (T=16), fast_noattn, cpu, small, tiny."""
     steps: int | None = None
@@ -90,12 +90,6 @@ class TrainConfig:
     ema_decay: float = 0.0
     """Keep an exponential moving average of the weights with this decay (0: off; 0.999 is typical) and use it
     for the test bounds, the samples and the exported model; the raw weights' -ELBO is logged beside it."""
-    seed: int = 0
-    """Random seed (data order, binarisation, posterior noise, initial weights)."""
-    device: str = "auto"
-    """cpu, cuda or auto."""
-    out: str = "runs/draw"
-    """Run folder (config, metrics, curves, checkpoint, samples, eval)."""
     data_dir: str | None = None
     """Folder holding mnist/ (default: $PAINTRNN_DATA or the user cache)."""
     data_source: str = "auto"
@@ -115,11 +109,7 @@ class TrainConfig:
     the paper configuration; more draws shrink the noise, reported as test_nelbo_mc_se)."""
     eval_every: int = 1
     """Evaluate the test negative ELBO every this many epochs."""
-    log_every: int = 50
-    """Log training metrics every this many steps."""
-    ckpt_every: int = 500
-    """Write a checkpoint every this many steps (and at each epoch end)."""
-    max_steps: int | None = None
+    max_iters: int | None = None
     """Stop (with a checkpoint) after this many optimiser steps in total."""
     time_limit_min: float | None = None
     """Stop after this many minutes of training (evaluation excluded) and evaluate: a fixed time budget."""
@@ -128,14 +118,10 @@ class TrainConfig:
     then no longer repeats the uninterrupted one exactly, as the schedule depends on measured time)."""
     eval_only: bool = False
     """Do not train: evaluate the run folder's checkpoint (test ELBO, IWAE) and write eval.json."""
-    resume: bool = True
-    """Continue from the run folder's checkpoint when there is one."""
     vae: bool = False
     """Train the plain VAE baseline with the model's latent budget (steps x z_size) instead of DRAW."""
     vae_hidden: int = 500
     """Hidden units per layer of the baseline VAE."""
-    threads: int | None = None
-    """CPU threads for torch (default: torch's choice; 1 is fastest on a CPU shared with other jobs)."""
     compile: bool = False
     """torch.compile the step function (falls back to eager if compilation fails)."""
     cuda_graph: bool = True
@@ -144,13 +130,20 @@ class TrainConfig:
     the GPU, so the noise differs from an eager run (a resumed run still repeats an uninterrupted one)."""
     eval_batch: int = 500
     """Test images per evaluation batch (rows per forward pass for the IWAE bound)."""
-    progress: bool = True
-    """Show a progress bar."""
+
+    RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = RunConfig.RESUME_MAY_CHANGE | {
+        "data_dir", "test_images", "iwae_k", "iwae_images", "elbo_samples", "eval_every", "eval_batch",
+        "max_iters", "time_limit_min", "eval_only", "compile", "cuda_graph",
+    }  # fmt: skip
+    """Where the data lives, what is evaluated when, where a run stops, and how the step is executed."""
+    DEPRECATED_FLAGS: ClassVar[dict[str, str]] = {**RunConfig.DEPRECATED_FLAGS, "--max-steps": "--max-iters"}
+    """``--out``, ``--ckpt-every``, ``--no-resume`` (every trainer's) and ``--max-steps``."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.preset not in PRESETS:
             raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        for name in ("epochs", "batch_size", "eval_every", "log_every", "ckpt_every", "eval_batch", "elbo_samples"):
+        for name in ("epochs", "batch_size", "eval_every", "eval_batch", "elbo_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and 0 < self.lr_final <= 1 and self.grad_clip > 0):
@@ -163,6 +156,30 @@ class TrainConfig:
             f.name: getattr(self, f.name) for f in fields(DrawConfig) if getattr(self, f.name, None) is not None
         }
         return preset(self.preset, **overrides)
+
+    @property
+    def kind(self) -> str:
+        """Checkpoint kind: "draw", or "vae" for the baseline."""
+        return "vae" if self.vae else CHECKPOINT_KIND
+
+
+LEGACY_FIELDS = {"out": "run_dir", "ckpt_every": "checkpoint_every", "max_steps": "max_iters"}
+"""Field names of configs saved before the run skeleton, and their names now."""
+
+
+def saved_train_config(values: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` of a saved dict (``eval.json``'s ``train``, a checkpoint's ``config["train"]``),
+    also one written before the run skeleton: ``out``, ``ckpt_every``, ``max_steps`` renamed, ``resume``
+    True/False read as auto/never, ``threads`` None as 0 (torch's default)."""
+    values = {LEGACY_FIELDS.get(k, k): v for k, v in values.items()}
+    if isinstance(values.get("resume"), bool):
+        values["resume"] = "auto" if values["resume"] else "never"
+    if "threads" in values and values["threads"] is None:
+        values["threads"] = 0
+    return config_from_dict(TrainConfig, values)
+
+
+# ---------------------------------------------------------------- data, schedule, model
 
 
 def mnist_fixed_set(cfg: TrainConfig, split: str = "test", n: int | None = None) -> torch.Tensor:
@@ -193,8 +210,7 @@ def lr_at(cfg: TrainConfig, step: int, total: int, elapsed_s: float = 0.0) -> fl
     frac = step / max(total, 1)
     if cfg.decay_by_time and cfg.time_limit_min:
         frac = max(frac, elapsed_s / (60 * cfg.time_limit_min))
-    frac = min(frac, 1.0)
-    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * frac)))
+    return cfg.lr * lr_schedule(frac, 1.0, cfg.lr_final)  # as a fraction of lr: the same floats as ever
 
 
 def machine_info(device: torch.device) -> dict[str, object]:
@@ -210,235 +226,333 @@ def machine_info(device: torch.device) -> dict[str, object]:
     return info
 
 
-def train(cfg: TrainConfig) -> DRAW | VAE:
-    """Train (or resume) a DRAW model as configured; return the trained model (unwrapped)."""
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    info: DistInfo = setup_distributed(cfg.device)
-    if cfg.batch_size % info.world_size:
-        raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {info.world_size} processes")
-    out = Path(cfg.out)
+def build_model(cfg: TrainConfig) -> DRAW | VAE:
+    """A fresh DRAW model of the configured preset (with overrides), or the VAE baseline with its latent budget."""
     mcfg = cfg.model_config()
-    seed_everything(cfg.seed)  # the same initial weights on every rank
-    model = (VAE(VAEConfig.matching(mcfg, cfg.vae_hidden)) if cfg.vae else DRAW(mcfg)).to(info.device)
-    kind = "vae" if cfg.vae else CHECKPOINT_KIND
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    graphed = cfg.cuda_graph and info.device.type == "cuda" and not (info.distributed or cfg.vae or cfg.eval_only)
-    train_x, test_x = mnist_tensors(cfg)
-    sampler = DistributedSampler(
-        range(train_x.shape[0]),
-        num_replicas=info.world_size,
-        rank=info.rank,
-        shuffle=True,
-        seed=cfg.seed,
-        drop_last=True,
-    )
-    local_batch = cfg.batch_size // info.world_size
-    per_epoch = len(sampler) // local_batch
-    if per_epoch == 0:
-        raise ValueError(f"{train_x.shape[0]} training images give no full batch of {cfg.batch_size}")
-    total = per_epoch * cfg.epochs
+    return VAE(VAEConfig.matching(mcfg, cfg.vae_hidden)) if cfg.vae else DRAW(mcfg)
 
-    step, elapsed, ckpt = 0, 0.0, None
-    ckpt_path = out / "checkpoint.pt"
-    if cfg.resume and ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path, map_location=info.device, kind=kind)
-        saved = config_from_dict(DrawConfig, ckpt["config"]["model"])
-        if saved != mcfg:
-            raise CheckpointError(f"{ckpt_path} holds a model {saved}, but this run asks for {mcfg}")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, elapsed = ckpt["step"], float(ckpt["extra"].get("elapsed_s", 0.0))
-    elif cfg.eval_only:
-        raise CheckpointError(f"--eval-only needs a checkpoint, and there is none at {ckpt_path}")
-    saved_ema = ckpt["extra"].get("ema") if ckpt else None
-    decay = cfg.ema_decay or (ckpt["extra"].get("ema_decay", 0.0) if cfg.eval_only and saved_ema else 0.0)
-    ema = EMA(model, decay) if decay else None
-    if ema is not None and saved_ema:  # a run resumed without an average starts one from its current weights
-        ema.load_state_dict(saved_ema)
-    prepare_optimizer(optimizer, graphed)  # after loading: the checkpoint carries the mode it was saved in
-    if info.is_main and not cfg.eval_only:  # the configuration of the latest (re)start
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(out / "config.json", cfg)
-    if info.device.type == "cuda":
+
+def use_tf32(device: torch.device) -> None:
+    if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for the LSTM products
         torch.backends.cudnn.allow_tf32 = True
-    logger = MetricsLogger(out / "metrics.jsonl", resume_step=step if step else None, enabled=info.is_main)
-    eager = compiled = None  # evaluation runs the eager step: its batch shapes would recompile a compiled one
-    if cfg.compile and not cfg.vae and not cfg.eval_only:
-        eager = model.step
-        try:  # compile now, on a training-shaped batch, so that a broken toolchain falls back to eager
-            model.step = compiled = torch.compile(eager, dynamic=False)
-            model(torch.zeros(local_batch, 1, mcfg.height, mcfg.width, device=info.device)).loss.backward()
-            model.zero_grad(set_to_none=True)
-        except Exception as exc:  # pragma: no cover - depends on the toolchain
-            model.step, compiled = eager, None
-            model.zero_grad(set_to_none=True)
-            print(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", file=sys.stderr)
-    net = DistributedDataParallel(model) if info.distributed else model
-    # The step reads its images from a buffer that keeps its storage (a CUDA graph replays fixed addresses):
-    # binary images when eager (binarised on the CPU from the step's seed), intensities when graphed.
-    inputs = torch.zeros(local_batch, 1, mcfg.height, mcfg.width, device=info.device)
-    train_src = train_x.to(info.device) if graphed else train_x
 
-    def train_step() -> torch.Tensor:
-        x = binarize_dynamic(inputs) if graphed else inputs
-        result = model.unroll(x) if graphed else net(x)
-        if not graphed:
-            check_finite(result.loss, step)
+
+# ---------------------------------------------------------------- evaluation and outputs
+
+
+def model_bounds(model: DRAW | VAE, ema: EMA | None, test_x: Tensor, cfg: TrainConfig, **kw: Any) -> dict[str, float]:
+    """Test bounds (:func:`~paintrnn.agents.draw_eval.evaluate`) of the averaged weights when there are any, with
+    the raw weights' -ELBO as ``raw_test_nelbo``; else of the raw weights."""
+    if ema is None:
+        return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kw)
+    raw = evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed)["test_nelbo"]
+    return {**evaluate(ema.model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kw), "raw_test_nelbo": raw}
+
+
+def plot_curves(run: Run) -> None:
+    """``curves.png`` from the log (absent only when --eval-only scores a checkpoint on its own)."""
+    if run.is_main and (run.dir / "metrics.jsonl").is_file():
+        keys = ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
+        plot_metrics(run.dir / "metrics.jsonl", run.dir / "curves.png", keys)
+
+
+def final_evaluation(
+    run: Run, cfg: TrainConfig, model: DRAW | VAE, ema: EMA | None, test_x: Tensor, budget: dict[str, Any]
+) -> dict[str, float]:
+    """The final test bounds (IWAE, several ELBO draws as configured); on rank 0 also ``eval.json`` (the bounds,
+    the training ``budget`` and the settings), ``samples.png`` and ``curves.png``. Not counted as training time."""
+    with run.paused():
+        show = cfg.progress and run.is_main
+        final = model_bounds(
+            model, ema, test_x, cfg, iwae_k=cfg.iwae_k, show=show, iwae_images=cfg.iwae_images,
+            elbo_samples=cfg.elbo_samples,
+        )  # fmt: skip
+        if run.is_main:
+            report = {**final, "iwae_k": cfg.iwae_k, "test_images": int(test_x.shape[0]), **budget,
+                      "processes": run.info.world_size, "ema_decay": ema.decay if ema is not None else 0.0,
+                      "model": asdict(cfg.model_config()),
+                      "train": asdict(cfg), "machine": machine_info(run.device)}  # fmt: skip
+            (run.dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+            shown = model if ema is None else ema.model
+            canvases = shown.sample(64, run.device)[0]  # (T+1, 64, 1, H, W) logits
+            save_grid(run.dir / "samples.png", torch.sigmoid(canvases[-1, :, 0]).cpu().numpy(), 8, 2)
+            plot_curves(run)
+    return final
+
+
+def headline(bounds: dict[str, float]) -> dict[str, float]:
+    """The bounds a summary line shows: the test -ELBO (with its Monte Carlo error) and the IWAE bound."""
+    return {k: v for k, v in bounds.items() if k in ("test_nelbo", "test_nelbo_mc_se") or k.startswith("test_iwae")}
+
+
+# ---------------------------------------------------------------- the training step
+
+
+class TrainStep:
+    """One optimiser step on the batch in ``inputs`` (forward, backward, clipping, Adam), returning
+    ``(loss, recon, grad_norm)``: the body that :class:`~paintrnn.graphs.GraphedStep` calls eagerly or captures.
+
+    Eager, ``inputs`` holds binary images and ``net`` (the model or its DDP wrapper) checks and runs them;
+    graphed, it holds intensities, binarised on the GPU inside the graph, and the model unrolls them without
+    host-synchronising checks. ``step_fn`` is a compiled :meth:`DRAW.step` (``--compile``) or None (eager)."""
+
+    def __init__(
+        self,
+        model: DRAW | VAE,
+        net: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        inputs: Tensor,
+        grad_clip: float,
+        graphed: bool,
+        step_fn: StepFn | None = None,
+    ) -> None:
+        self.model, self.net, self.optimizer, self.inputs = model, net, optimizer, inputs
+        self.grad_clip, self.graphed, self.step_fn = grad_clip, graphed, step_fn
+        self.step = 0
+        """Index of the step being taken (for the message of a non-finite loss)."""
+
+    def __call__(self) -> Tensor:
+        if self.graphed:
+            result = self.model.unroll(binarize_dynamic(self.inputs), step_fn=self.step_fn)
+        else:
+            result = self.net(self.inputs) if self.step_fn is None else self.net(self.inputs, step_fn=self.step_fn)
+            check_finite(result.loss, self.step)
         result.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
         return torch.stack([result.loss.detach(), result.recon.mean().detach(), grad_norm.detach()])
 
+
+def compile_step(model: DRAW, batch: int) -> StepFn | None:
+    """``torch.compile(model.step)``, compiled now on a training-shaped batch so that a broken toolchain falls
+    back to eager (None). Evaluation keeps the eager step: its batch shapes would recompile this one."""
+    cfg = model.config
+    compiled = torch.compile(model.step, dynamic=False)
+    try:
+        x = torch.zeros(batch, 1, cfg.height, cfg.width, device=next(model.parameters()).device)
+        model(x, step_fn=compiled).loss.backward()
+    except Exception as exc:  # pragma: no cover - depends on the toolchain
+        print(f"torch.compile failed ({type(exc).__name__}: {exc}); running eager", file=sys.stderr)
+        compiled = None
+    model.zero_grad(set_to_none=True)
+    return compiled
+
+
+def build_runner(
+    cfg: TrainConfig, run: Run, model: DRAW | VAE, optimizer: torch.optim.Optimizer, inputs: Tensor, graphed: bool
+) -> tuple[GraphedStep, TrainStep]:
+    """The step runner: compile the step (``--compile``), wrap the model for DDP, and capture the step as a CUDA
+    graph when ``graphed`` (falling back to eager if capture fails: then ``body.graphed`` is False)."""
+    step_fn = compile_step(model, inputs.shape[0]) if cfg.compile and isinstance(model, DRAW) else None
+    net = DistributedDataParallel(model) if run.info.distributed else model
+    body = TrainStep(model, net, optimizer, inputs, cfg.grad_clip, graphed, step_fn)
     model.train()
     try:
-        runner = GraphedStep(train_step, model, optimizer, enabled=graphed)
+        return GraphedStep(body, model, optimizer, enabled=graphed), body
     except Exception as exc:  # pragma: no cover - depends on the GPU toolchain
         print(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); running eager", file=sys.stderr)
-        graphed = False
+        body.graphed = False
         prepare_optimizer(optimizer, False)
         optimizer.zero_grad(set_to_none=True)
-        train_src = train_x
-        runner = GraphedStep(train_step, model, optimizer, enabled=False)
+        return GraphedStep(body, model, optimizer, enabled=False), body
 
-    def test_bounds(**kwargs) -> dict[str, float]:
-        """Bounds of the averaged weights when there are any (with the raw weights' -ELBO), else the raw."""
-        if compiled is not None:
-            model.step = eager
-        try:
-            if ema is None:
-                return evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs)
-            raw = evaluate(model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed)["test_nelbo"]
-            return {**evaluate(ema.model, test_x, batch_size=cfg.eval_batch, seed=cfg.test_seed, **kwargs),
-                    "raw_test_nelbo": raw}  # fmt: skip
-        finally:
-            if compiled is not None:
-                model.step = compiled
 
-    def plot_curves() -> None:  # from the log, absent only when --eval-only scores a checkpoint on its own
-        if info.is_main and (out / "metrics.jsonl").is_file():
-            keys = ["loss", "test_nelbo", "kl", "grad_norm", "images_per_s"]
-            plot_metrics(out / "metrics.jsonl", out / "curves.png", keys)
+class Batches:
+    """The training images of each step: the ``DistributedSampler``'s shuffle of the step's epoch (the same on
+    a resumed run) and noise seeded by (seed, step, rank) only, written into the runner's ``inputs`` buffer
+    (binarised here when eager; as intensities, binarised inside the graph, when graphed)."""
 
-    def checkpoint() -> None:
-        check_finite(sums, step)  # a graphed run checks here and at each log: keep the last good checkpoint
-        if info.is_main:
-            save_checkpoint(
-                ckpt_path,
-                kind=kind,
-                config={"model": asdict(mcfg), "train": asdict(cfg)},
-                model=model,
-                optimizer=optimizer,
-                step=step,
-                extra={"elapsed_s": elapsed, "epoch": step / per_epoch, "log_sums": sums.cpu(), "log_seen": seen,
-                       **({"ema": ema.state_dict(), "ema_decay": ema.decay} if ema is not None else {})},
-            )  # fmt: skip
+    def __init__(self, cfg: TrainConfig, run: Run, train_x: Tensor, inputs: Tensor) -> None:
+        info = run.info
+        self.cfg, self.rank, self.inputs = cfg, info.rank, inputs
+        self.sampler = DistributedSampler(
+            range(train_x.shape[0]), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed,
+            drop_last=True,
+        )  # fmt: skip
+        self.local_batch = cfg.batch_size // info.world_size
+        self.per_epoch = len(self.sampler) // self.local_batch
+        if self.per_epoch == 0:
+            raise ValueError(f"{train_x.shape[0]} training images give no full batch of {cfg.batch_size}")
+        self.total = self.per_epoch * cfg.epochs
+        self.train_x, self.graphed = train_x, False
+        self.source = train_x
+        self._epoch, self._order = -1, torch.zeros(0, dtype=torch.long)
 
-    bar = progress(range(step, total), enabled=cfg.progress and info.is_main, initial=step, total=total, desc="DRAW")
-    sums, seen = torch.zeros(3, device=info.device), 0  # running log averages
-    if step and "log_sums" in ckpt["extra"]:
-        sums, seen = ckpt["extra"]["log_sums"].to(info.device), int(ckpt["extra"]["log_seen"])
-    window = (step, elapsed)  # images/s counts this process's training steps and time since the last log
-    t_last = synced_clock(info.device)
-    epoch_order: list[int] = []
-    out_of_time = False
-    for _ in [] if cfg.eval_only else bar:
-        epoch, pos = divmod(step, per_epoch)
-        if pos == 0 or not epoch_order:
-            sampler.set_epoch(epoch)
-            epoch_order = list(sampler)
-            order = torch.tensor(epoch_order, device=train_src.device)  # one host-to-device copy per epoch
-        idx = order[pos * local_batch : (pos + 1) * local_batch]
-        seed = step_seed(cfg.seed, step, info.rank)  # noise depends on (seed, step, rank) only
-        if graphed:
+    def on_device(self, graphed: bool) -> None:
+        """Keep the training set on the device (one copy) when the step is graphed."""
+        self.graphed = graphed
+        self.source = self.train_x.to(self.inputs.device) if graphed else self.train_x
+
+    def load(self, step: int) -> None:
+        """Fill ``inputs`` with the batch of ``step`` and seed the step's noise."""
+        epoch, pos = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._order = torch.tensor(list(self.sampler), device=self.source.device)  # one copy per epoch
+            self._epoch = epoch
+        idx = self._order[pos * self.local_batch : (pos + 1) * self.local_batch]
+        seed = step_seed(self.cfg.seed, step, self.rank)
+        if self.graphed:
             torch.cuda.manual_seed(seed)  # the replay draws from this state
-            inputs.copy_(train_src[idx])
+            self.inputs.copy_(self.source[idx])
         else:
             torch.manual_seed(seed)
-            inputs.copy_(binarize_dynamic(train_x[idx]))
-        runner.set_lr(lr_at(cfg, step, total, elapsed))
+            self.inputs.copy_(binarize_dynamic(self.train_x[idx]))
+
+
+# ---------------------------------------------------------------- training and evaluation-only runs
+
+
+@dataclass
+class Trained:
+    """What a run leaves: the model (raw weights, unwrapped) and its one summary line."""
+
+    model: DRAW | VAE
+    summary: str
+
+
+def fit(
+    cfg: TrainConfig,
+    run: Run,
+    model: DRAW | VAE,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA | None,
+    runner: GraphedStep,
+    body: TrainStep,
+    batches: Batches,
+    test_x: Tensor,
+) -> tuple[int, bool]:
+    """The training loop from ``run.start``: steps, metric lines, per-epoch test bounds and checkpoints.
+    Returns the steps done and whether the time limit stopped it."""
+    per_epoch, total = batches.per_epoch, batches.total
+    step, ckpt = run.start, run.checkpoint
+    sums, seen = torch.zeros(3, device=run.device), 0  # running sums of (loss, recon, grad norm) since the last log
+    if ckpt is not None and "log_sums" in ckpt["extra"]:
+        sums, seen = ckpt["extra"]["log_sums"].to(run.device), int(ckpt["extra"]["log_seen"])
+    elapsed = run.sync_clock()
+    window = (step, elapsed)  # images/s counts this process's training steps and time since the last log
+
+    def save() -> None:
+        run.check_finite(sums, step)  # a graphed run checks here and at each log: keep the last good checkpoint
+        ema_extra = {"ema": ema.state_dict(), "ema_decay": ema.decay} if ema is not None else {}
+        run.save(step, model, optimizer, config={"model": asdict(cfg.model_config()), "train": asdict(cfg)},
+                 extra={"epoch": step / per_epoch, "log_sums": sums.cpu(), "log_seen": seen, **ema_extra},
+                 modules={"ema": ema.model} if ema is not None else None)  # fmt: skip
+
+    out_of_time = False
+    bar = run.progress(range(step, total), total=total, desc="DRAW")
+    for i in bar:
+        batches.load(i)
+        runner.set_lr(lr_at(cfg, i, total, elapsed))
         model.train()
+        body.step = i
         sums += runner()
-        step += 1
+        step, seen = i + 1, seen + 1
         if ema is not None:
             ema.update(model, step)
-        at_log = step % cfg.log_every == 0 or step == total
-        now = synced_clock(info.device) if at_log or step % per_epoch == 0 else time.perf_counter()
-        elapsed += now - t_last
-        t_last = now
-        seen += 1
+        at_log, end_of_epoch = step % cfg.log_every == 0 or step == total, step % per_epoch == 0
+        elapsed = run.sync_clock() if at_log or end_of_epoch else run.elapsed  # synced: the GPU has caught up
         if at_log:
-            check_finite(sums, step)
+            run.check_finite(sums, step)
             avg = (sums / seen).tolist()
             rate = (step - window[0]) * cfg.batch_size / max(elapsed - window[1], 1e-9)  # evaluation excluded
-            logger.log(
-                step,
-                loss=avg[0],
-                recon=avg[1],
-                kl=avg[0] - avg[1],
-                grad_norm=avg[2],
-                lr=lr_at(cfg, step, total, elapsed),
-                images_per_s=rate,
-                epoch=step / per_epoch,
-                minutes=elapsed / 60,
-            )
-            if info.is_main and hasattr(bar, "set_postfix"):
+            run.log(step, loss=avg[0], recon=avg[1], kl=avg[0] - avg[1], grad_norm=avg[2],
+                    lr=lr_at(cfg, step, total, elapsed), images_per_s=rate, epoch=step / per_epoch)  # fmt: skip
+            if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{avg[0]:.2f}", img_s=f"{rate:.0f}")
             sums.zero_()
             seen, window = 0, (step, elapsed)
-        end_of_epoch = step % per_epoch == 0
         if end_of_epoch and (step // per_epoch) % cfg.eval_every == 0:
-            metrics = test_bounds()
-            logger.log(step, epoch=step / per_epoch, minutes=elapsed / 60, **metrics)
-            plot_curves()
-            t_last = time.perf_counter()  # evaluation time is not training time
-        if end_of_epoch or step % cfg.ckpt_every == 0 or step == cfg.max_steps:
-            checkpoint()
-        if cfg.max_steps is not None and step >= cfg.max_steps:
+            with run.paused():
+                metrics = model_bounds(model, ema, test_x, cfg)
+            run.log(step, epoch=step / per_epoch, **metrics)  # outside paused(): its clock reading must not count it
+            with run.paused():
+                plot_curves(run)
+        out_of_time = cfg.time_limit_min is not None and elapsed >= 60 * cfg.time_limit_min
+        if end_of_epoch or step % cfg.checkpoint_every == 0 or step == cfg.max_iters or out_of_time:
+            save()
+        if out_of_time or (cfg.max_iters is not None and step >= cfg.max_iters):
             break
-        if cfg.time_limit_min is not None and elapsed >= 60 * cfg.time_limit_min:
-            out_of_time = True
-            checkpoint()
-            break
-    if step >= total or out_of_time or cfg.eval_only:
-        show = cfg.progress and info.is_main
-        final = test_bounds(iwae_k=cfg.iwae_k, show=show, iwae_images=cfg.iwae_images, elbo_samples=cfg.elbo_samples)
-        if info.is_main:
-            batch = ckpt["config"]["train"]["batch_size"] if cfg.eval_only else cfg.batch_size  # as trained
-            report = {
-                **final,
-                "iwae_k": cfg.iwae_k,
-                "test_images": int(test_x.shape[0]),
-                "epochs": step / per_epoch if batch == cfg.batch_size else step / (train_x.shape[0] // batch),
-                "steps": step,
-                "train_minutes": elapsed / 60,
-                "stopped_by_time_limit": out_of_time,
-                "batch_size": batch,
-                "processes": info.world_size,
-                "cuda_graph": graphed,
-                "ema_decay": ema.decay if ema is not None else 0.0,
-                "model": asdict(mcfg),
-                "train": asdict(cfg),
-                "machine": machine_info(info.device),
-            }
-            (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-            shown = model if ema is None else ema.model
-            save_grid(
-                out / "samples.png", torch.sigmoid(shown.sample(64, info.device)[0][-1, :, 0]).cpu().numpy(), 8, 2
-            )
-            plot_curves()
-    return model
+    return step, out_of_time
+
+
+def train_run(cfg: TrainConfig) -> Trained:
+    """Train (or resume) as configured, evaluate at the end (or when the time limit stops the run); with
+    ``eval_only``, evaluate the run folder's checkpoint instead (:func:`evaluate_run`)."""
+    if cfg.eval_only:
+        return evaluate_run(cfg)
+    with start_run(cfg, cfg.kind) as run:
+        if cfg.batch_size % run.info.world_size:
+            raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the {run.info.world_size} processes")
+        model = build_model(cfg).to(run.device)  # the same initial weights on every rank
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        train_x, test_x = mnist_tensors(cfg)
+        mcfg = cfg.model_config()
+        inputs = torch.zeros(cfg.batch_size // run.info.world_size, 1, mcfg.height, mcfg.width, device=run.device)
+        batches = Batches(cfg, run, train_x, inputs)  # the step reads its images from this buffer (a graph: always)
+        ckpt = run.resume(model, optimizer)
+        ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+        if ema is not None and ckpt is not None and ckpt["extra"].get("ema"):  # (else it starts from the weights)
+            ema.load_state_dict(ckpt["extra"]["ema"])
+        graphed = cfg.cuda_graph and run.device.type == "cuda" and not (run.info.distributed or cfg.vae)
+        prepare_optimizer(optimizer, graphed)  # after loading: the checkpoint carries the mode it was saved in
+        use_tf32(run.device)
+        with run.paused():  # compiling and capturing are set-up, not training
+            runner, body = build_runner(cfg, run, model, optimizer, inputs, graphed)
+        batches.on_device(body.graphed)
+        step, out_of_time = fit(cfg, run, model, optimizer, ema, runner, body, batches, test_x)
+        result: dict[str, Any] = {"iters": step, "epochs": step / batches.per_epoch}
+        if step >= batches.total or out_of_time:
+            budget = {"epochs": step / batches.per_epoch, "iters": step, "train_minutes": run.sync_clock() / 60,
+                      "stopped_by_time_limit": out_of_time, "batch_size": cfg.batch_size,
+                      "cuda_graph": body.graphed}  # fmt: skip
+            final = final_evaluation(run, cfg, model, ema, test_x, budget)
+            result.update(headline(final))
+        return Trained(model, run.summary(**result))
+
+
+def evaluate_run(cfg: TrainConfig) -> Trained:
+    """``--eval-only``: the final evaluation of the run folder's checkpoint (its average when it kept one), with
+    the budget it was trained with (epochs, steps, minutes, batch size); no training, no change to the checkpoint."""
+    with start_run(cfg, cfg.kind) as run:
+        if not run.checkpoint_path.is_file():
+            raise CheckpointError(f"--eval-only needs a checkpoint, and there is none at {run.checkpoint_path}")
+        ckpt = load_checkpoint(run.checkpoint_path, map_location=run.device, kind=cfg.kind)
+        saved, mcfg = config_from_dict(DrawConfig, ckpt["config"]["model"]), cfg.model_config()
+        if saved != mcfg:
+            raise CheckpointError(f"{run.checkpoint_path} holds a model {saved}, but this run asks for {mcfg}")
+        model = build_model(cfg).to(run.device)
+        model.load_state_dict(ckpt["model"])
+        extra = ckpt.get("extra", {})
+        ema = None
+        if extra.get("ema"):
+            ema = EMA(model, extra["ema_decay"])
+            ema.load_state_dict(extra["ema"])
+        use_tf32(run.device)
+        batch = ckpt["config"]["train"]["batch_size"]  # as trained
+        epochs = extra.get("epoch")
+        if epochs is None:  # a checkpoint from elsewhere: count the epochs of the training set it names
+            epochs = ckpt["step"] / (mnist_tensors(cfg)[0].shape[0] // batch)
+        budget = {"epochs": epochs, "iters": ckpt["step"], "train_minutes": extra.get("elapsed_s", 0.0) / 60,
+                  "stopped_by_time_limit": False, "batch_size": batch, "cuda_graph": False}  # fmt: skip
+        final = final_evaluation(run, cfg, model, ema, mnist_test_set(cfg), budget)
+        return Trained(model, run.summary(iters=ckpt["step"], epochs=epochs, **headline(final)))
+
+
+def train(cfg: TrainConfig) -> DRAW | VAE:
+    """Train (or resume, or with ``eval_only`` only evaluate) a DRAW model as configured; return the model
+    (its raw weights, unwrapped)."""
+    return train_run(cfg).model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: parse a :class:`TrainConfig` and train."""
+    """Command line: parse a :class:`TrainConfig`, train, print the run's summary line."""
     cfg = parse_config(TrainConfig, argv, prog="train_draw")
     try:
-        train(cfg)
+        trained = train_run(cfg)
     except NonFiniteLossError as exc:
         print(f"train_draw: {exc}", file=sys.stderr)
         return 1
-    finally:
-        cleanup_distributed()
+    print(trained.summary)
     return 0

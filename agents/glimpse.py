@@ -16,13 +16,26 @@ fitting the baseline to the reward. The policy and the baseline read a detached 
 gradient trains the location head only, and the core learns from the classification loss (a common,
 stabilising choice; the glimpses still follow the policy).
 
-:func:`episode_frames` draws the glimpse path (boxes moving over the image) with the predicted class.
+:meth:`RAM.predict` plays ``paintrnn/Glimpse-v0`` directly (observations in, actions out, the recurrent state
+explicit, as in Stable-Baselines3); :func:`load_model` rebuilds a trained classifier (RAM, or the whole-image
+baseline :class:`WholeImageNet`) from its checkpoint; :func:`episode_frames` draws the glimpse path (boxes
+moving over the image) with the predicted class.
+
+    model = load_model("paintrnn/assets/checkpoints/glimpse.pt")  # a trained RAM
+    env = gym.make("paintrnn/Glimpse-v0", **model.env_options, split="test")  # the task it was trained on
+    obs, _ = env.reset(seed=0)
+    action, state = model.predict(obs)                       # state=None: a new episode
+    obs, reward, terminated, truncated, info = env.step(action)
+    action, state = model.predict(obs, state)
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,7 +44,10 @@ from torch import Tensor, nn
 
 from paintrnn.media import draw_boxes, side_by_side, to_uint8, upscale
 from paintrnn.retina import glimpse, glimpse_boxes
+from paintrnn.training import load_checkpoint
 
+KIND = "glimpse"
+"""The checkpoint kind of glimpse classifiers (RAM and the whole-image baselines)."""
 State = tuple[Tensor, Tensor]  # LSTM (h, c), each (B, hidden)
 
 
@@ -69,6 +85,11 @@ class RAM(nn.Module):
             raise ValueError(f"std of the location policy must be > 0, got {std}")
         self.glimpse_size, self.scales, self.channels, self.std = glimpse_size, scales, channels, std
         self.n_classes, self.hidden = n_classes, hidden
+        # The paintrnn/Glimpse-v0 options this model was made for (load_model adds the task's: glimpses, canvas,
+        # clutter, start), and whether it was trained as the random-glimpse ablation (predict then looks at
+        # uniformly random places, as in training).
+        self.env_options: dict[str, Any] = {"glimpse_size": glimpse_size, "scales": scales}
+        self.random_locations = False
         self.patch = nn.Linear(scales * channels * glimpse_size**2, patch_hidden)
         self.where = nn.Linear(2, loc_hidden)
         self.merge_patch = nn.Linear(patch_hidden, glimpse_hidden)
@@ -151,10 +172,130 @@ class RAM(nn.Module):
             baselines=torch.stack(bases, 1) if bases else empty,
         )
 
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: Mapping[str, Any],
+        state: tuple[Any, Any] | None = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """One step of an agent playing ``paintrnn/Glimpse-v0``: an observation in, an action the env accepts out.
+
+        ``observation`` is the env's dict, ``"glimpse"`` ``(k*g*g,)`` and ``"location"`` ``(2,)``, or with a leading
+        ``(N,)`` axis from a vector env (NumPy arrays or tensors). ``state`` is the recurrent state this method
+        returned last, ``(h, c)`` each ``(N, hidden)``; None starts new episodes. ``episode_start`` ``(N,)`` (bool)
+        marks observations that begin an episode: those rows start from a zero state (Stable-Baselines3's
+        semantics). Returns the action, ``(12,)`` float32 or ``(N, 12)``: ``a[:2]`` the next glimpse location
+        (the policy's mean when ``deterministic``, else a sample), ``a[2:]`` the class probabilities scaled to
+        ``[-1, 1]`` (``2 p - 1``; the env classifies by their argmax on the episode's last step), and the new state.
+        An observation of another retina (glimpse size, scales) is a ``ValueError``; the other task settings
+        (glimpses, canvas, clutter, start) do not show in the observation: make the env with ``**env_options``.
+        """
+        device = self.classifier.weight.device
+        patches, loc = _as_float(observation["glimpse"], device), _as_float(observation["location"], device)
+        single = loc.ndim == 1
+        if single:
+            patches, loc = patches[None], loc[None]
+        size = self.scales * self.channels * self.glimpse_size**2
+        if loc.ndim != 2 or loc.shape[1] != 2 or patches.shape != (loc.shape[0], size):
+            raise ValueError(
+                f"this RAM reads glimpses of {self.scales} scale(s) of {self.glimpse_size}x{self.glimpse_size} pixels "
+                f"({size} values) and a location (2,), got glimpse {tuple(patches.shape)} and location "
+                f"{tuple(loc.shape)}: make the env with the model's settings, "
+                f"gym.make('paintrnn/Glimpse-v0', **model.env_options)"
+            )
+        batch = loc.shape[0]
+        if state is None:
+            h, c = self.initial_state(batch, device)
+        else:
+            h, c = (_as_float(x, device) for x in state)
+            if h.shape != (batch, self.hidden) or c.shape != (batch, self.hidden):
+                raise ValueError(f"state must be (h, c), each ({batch}, {self.hidden}), as predict() returned it; "
+                                 f"got {tuple(h.shape)} and {tuple(c.shape)}")
+        if episode_start is not None:
+            start = _as_float(episode_start, device).reshape(-1) != 0  # (N,) bool
+            if start.shape != (batch,):
+                raise ValueError(f"episode_start must hold {batch} flags, got {tuple(start.shape)}")
+            keep = (~start).float()[:, None]
+            h, c = h * keep, c * keep
+        view = patches.reshape(batch, self.scales * self.channels, self.glimpse_size, self.glimpse_size)
+        (h, c), mean, _, logits = self.step(view, loc, (h, c))
+        if self.random_locations:
+            nxt = torch.rand(mean.shape, device=device) * 2 - 1
+        else:
+            nxt, _ = self.sample_location(mean, deterministic=deterministic)
+        action = torch.cat([nxt, 2 * logits.softmax(-1) - 1], -1).cpu().numpy().astype(np.float32)  # (N, 2 + n)
+        return (action[0] if single else action), (h.cpu().numpy(), c.cpu().numpy())
+
+
+def _as_float(values: Any, device: torch.device) -> Tensor:
+    """A float32 tensor on ``device`` from an array, a tensor or a list."""
+    if isinstance(values, Tensor):
+        return values.detach().to(device=device, dtype=torch.float32)
+    return torch.as_tensor(np.asarray(values), dtype=torch.float32, device=device)
+
 
 def _device_of(generator: torch.Generator | None, like: Tensor) -> torch.device:
     """Random numbers are drawn where the generator lives (a CUDA generator avoids host-device syncs)."""
     return generator.device if generator is not None else like.device
+
+
+class WholeImageNet(nn.Module):
+    """Baselines that see the whole image: a 2-hidden-layer MLP or a small CNN."""
+
+    def __init__(self, kind: Literal["mlp", "cnn"], side: int, hidden: int = 256, n_classes: int = 10) -> None:
+        super().__init__()
+        if kind == "mlp":
+            self.net = nn.Sequential(
+                nn.Flatten(), nn.Linear(side * side, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+            )
+            feat = hidden
+        else:
+            self.net = nn.Sequential(
+                nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Flatten(), nn.Linear(64 * (side // 4) ** 2, hidden), nn.ReLU(),
+            )  # fmt: skip
+            feat = hidden
+        self.head = nn.Linear(feat, n_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.net(images))  # (B, n_classes)
+
+
+def scene_side(task: str, canvas: int) -> int:
+    """Width of the images of a task: 28 for MNIST, else the canvas."""
+    return 28 if task == "mnist" else canvas
+
+
+def build_classifier(config: Mapping[str, Any]) -> nn.Module:
+    """The untrained network a glimpse trainer's config (as a dict: ``model``, ``task``, ``canvas``,
+    ``glimpse_size``, ``scales``, ``hidden``, ``std``) describes: :class:`RAM` or :class:`WholeImageNet`."""
+    if config["model"] in ("mlp", "cnn"):
+        return WholeImageNet(config["model"], scene_side(config["task"], config["canvas"]), config["hidden"])
+    if config["model"] not in ("ram", "random"):
+        raise ValueError(f"unknown glimpse model {config['model']!r}: expected ram, random, mlp or cnn")
+    model = RAM(config["glimpse_size"], config["scales"], hidden=config["hidden"], std=config["std"])
+    model.random_locations = config["model"] == "random"
+    model.env_options = {
+        "glimpses": config["glimpses"],
+        "glimpse_size": config["glimpse_size"],
+        "scales": config["scales"],
+        "canvas": None if config["task"] == "mnist" else config["canvas"],
+        "clutter": config["clutter"] if config["task"] == "cluttered" else 0,
+        "start": config["start"],
+    }
+    return model
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """The trained classifier of a glimpse checkpoint (eval mode, on ``device``): a :class:`RAM` (whose
+    ``env_options`` are the ``paintrnn/Glimpse-v0`` settings it was trained for) or a :class:`WholeImageNet`."""
+    ckpt = load_checkpoint(path, device, kind=KIND)
+    model = build_classifier(ckpt["config"]).to(device)
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
 
 
 def ram_loss(out: Rollout, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

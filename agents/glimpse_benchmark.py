@@ -77,7 +77,7 @@ def train_here(cfg: BenchConfig) -> list[tuple[str, str, dict]]:
                 run_dir=str(Path(cfg.runs_dir) / f"{task}_{model}"), batch_size=64 if cfg.quick else 128,
                 train_limit=1024 if cfg.quick else None, test_limit=500 if cfg.quick else None,
             )  # fmt: skip
-            results.append((task, model, train(run_cfg)))
+            results.append((task, model, train(run_cfg)[1]))
     return results
 
 

@@ -1,9 +1,11 @@
 """Train the recurrent attention model (or a whole-image baseline) on MNIST or translated/cluttered MNIST.
 
 Training runs on batched tensors through the retina (:mod:`paintrnn.retina`), not through the Gymnasium
-environment, for speed; the environment ``paintrnn/Glimpse-v0`` poses the same task one episode at a time.
-A run folder holds ``config.json``, ``metrics.jsonl``, ``curves.png``, ``checkpoint.pt`` (atomic, written
-every epoch; a rerun with the same folder resumes from it), ``result.json`` and ``glimpses.gif``.
+environment, for speed; the environment ``paintrnn/Glimpse-v0`` poses the same task one episode at a time (a
+trained RAM plays it with :meth:`paintrnn.agents.glimpse.RAM.predict`). A run folder (:mod:`paintrnn.run`) holds
+``config.json``, ``metrics.jsonl``, ``curves.png``, ``checkpoint.pt`` (atomic, written every epoch; a rerun
+continues from it exactly, see ``--resume``), ``result.json`` and ``glimpses.gif``. Load the trained classifier
+with :func:`paintrnn.agents.glimpse.load_model`.
 
     python scripts/train_glimpse.py --task mnist --glimpses 7 --glimpse-size 8 --scales 1 --epochs 100
     python scripts/train_glimpse.py --task translated --glimpses 8 --glimpse-size 12 --scales 3 --device cuda
@@ -13,16 +15,24 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from paintrnn.agents.glimpse import RAM, Rollout, episode_frames, ram_loss
+from paintrnn.agents.glimpse import (
+    KIND,
+    RAM,
+    Rollout,
+    WholeImageNet,
+    build_classifier,
+    episode_frames,
+    ram_loss,
+    scene_side,
+)
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -30,25 +40,20 @@ from paintrnn.config import parse_config
 from paintrnn.data import load_mnist
 from paintrnn.media import write_gif
 from paintrnn.retina import place_on_canvas
-from paintrnn.training import (
-    MetricsLogger,
-    check_finite,
-    load_checkpoint,
-    plot_metrics,
-    resolve_device,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-    write_config,
-)
-
-CHECKPOINT_KIND = "glimpse"
+from paintrnn.run import Run, RunConfig, lr_schedule, start_run
+from paintrnn.training import plot_metrics
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(RunConfig):
     """Train a glimpse classifier (RAM, Mnih et al. 2014) or a same-budget whole-image baseline."""
 
+    run_dir: str = "runs/glimpse"
+    """Run folder: config.json, metrics.jsonl, curves.png, checkpoint.pt, result.json and glimpses.gif."""
+    log_every: int = 1
+    """Epochs between metric lines (an epoch that evaluates, and the last, are always logged)."""
+    checkpoint_every: int = 1
+    """Epochs between checkpoints (one is also written at the end)."""
     task: Literal["mnist", "translated", "cluttered"] = "mnist"
     """28x28 MNIST, digits at random places on a larger canvas, or the same among clutter."""
     canvas: int = 60
@@ -95,49 +100,36 @@ class Config:
     """Folder with the MNIST files (default: $PAINTRNN_DATA or the per-user cache)."""
     data_source: Literal["auto", "full", "sample"] = "auto"
     """Full MNIST, the small bundled sample, or the full files when present."""
-    run_dir: str = "runs/glimpse"
-    """Run folder (config, metrics, curves, checkpoint, result, GIF). An existing checkpoint is resumed."""
-    seed: int = 0
-    """Seed for weights, data order, canvases and the policy's noise."""
-    device: str = "auto"
-    """cpu, cuda or auto."""
-    progress: bool = True
-    """Show a progress bar."""
     gif: bool = True
     """Write glimpses.gif (test digits with the glimpse path and the predicted class) at the end."""
 
+    RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = RunConfig.RESUME_MAY_CHANGE | {
+        "eval_every", "test_limit", "gif", "data_dir"
+    }  # fmt: skip
+    """Also what is evaluated and written besides training, and where the MNIST files lie. Not the time limit:
+    it shapes the learning-rate schedule (``--resume force`` extends a budget anyway)."""
 
-class WholeImageNet(nn.Module):
-    """Baselines that see the whole image: a 2-hidden-layer MLP or a small CNN."""
-
-    def __init__(self, kind: Literal["mlp", "cnn"], side: int, hidden: int = 256, n_classes: int = 10) -> None:
-        super().__init__()
-        if kind == "mlp":
-            self.net = nn.Sequential(
-                nn.Flatten(), nn.Linear(side * side, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
-            )
-            feat = hidden
-        else:
-            self.net = nn.Sequential(
-                nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Flatten(), nn.Linear(64 * (side // 4) ** 2, hidden), nn.ReLU(),
-            )  # fmt: skip
-            feat = hidden
-        self.head = nn.Linear(feat, n_classes)
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.net(images))  # (B, n_classes)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("glimpses", "epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.shift < 0:
+            raise ValueError(f"--shift must be >= 0 pixels, got {self.shift}")
+        if self.task != "mnist" and self.canvas < 28:
+            raise ValueError(f"--canvas must be at least 28 pixels, got {self.canvas}")
+        if self.time_limit_min is not None and not self.time_limit_min > 0:
+            raise ValueError(f"--time-limit-min must be > 0 minutes, got {self.time_limit_min}")
 
 
 def build_model(cfg: Config) -> nn.Module:
-    if cfg.model in ("mlp", "cnn"):
-        return WholeImageNet(cfg.model, image_side(cfg), cfg.hidden)
-    return RAM(cfg.glimpse_size, cfg.scales, hidden=cfg.hidden, std=cfg.std)
+    """The untrained classifier of ``cfg``: :class:`RAM` or :class:`WholeImageNet`."""
+    return build_classifier(asdict(cfg))
 
 
 def image_side(cfg: Config) -> int:
-    return 28 if cfg.task == "mnist" else cfg.canvas
+    """Width of the images the model sees."""
+    return scene_side(cfg.task, cfg.canvas)
 
 
 def make_scenes(digits: Tensor, cfg: Config, generator: torch.Generator, train: bool = False) -> Tensor:
@@ -203,111 +195,104 @@ def load_digits(cfg: Config, split: str, device: torch.device) -> tuple[Tensor, 
 
 def lr_at(cfg: Config, epochs_done: float, seconds: float) -> float:
     """Cosine schedule from ``lr`` to ``lr_final`` over the budget (epochs, or the time limit when it ends first)."""
-    progress_frac = epochs_done / cfg.epochs
+    frac = epochs_done / cfg.epochs
     if cfg.time_limit_min is not None:
-        progress_frac = max(progress_frac, seconds / (60 * cfg.time_limit_min))
-    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * min(progress_frac, 1.0)))
+        frac = max(frac, seconds / (60 * cfg.time_limit_min))
+    return lr_schedule(frac, cfg.lr, cfg.lr_final)
 
 
-def train(cfg: Config) -> dict:
-    """Train (resuming from ``run_dir/checkpoint.pt`` when present); returns the result dict."""
-    if cfg.glimpses < 1 or cfg.epochs < 1 or cfg.batch_size < 1:
-        raise ValueError("glimpses, epochs and batch_size must be >= 1")
-    if cfg.shift < 0:
-        raise ValueError(f"shift must be >= 0 pixels, got {cfg.shift}")
-    if cfg.task != "mnist" and cfg.canvas < 28:
-        raise ValueError(f"canvas must be at least 28 pixels, got {cfg.canvas}")
-    device = resolve_device(cfg.device)
-    run = Path(cfg.run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    generator = seed_everything(cfg.seed)  # CPU: data order
-    noise = torch.Generator(device).manual_seed(cfg.seed + 1)  # on the device: canvases, starts, policy noise
-    train_x, train_y = load_digits(cfg, "train", device)
-    test_x, test_y = load_digits(cfg, "test", device)
-    model = build_model(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    epoch, elapsed = 0, 0.0
-    ckpt_path = run / "checkpoint.pt"
-    if ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path, map_location=device, kind=CHECKPOINT_KIND)
-        if ckpt["config"]["model"] != cfg.model or ckpt["config"]["task"] != cfg.task:
-            raise ValueError(f"{ckpt_path} holds another run ({ckpt['config']['model']}, {ckpt['config']['task']})")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        epoch, elapsed = ckpt["step"], ckpt["extra"]["elapsed_s"]
-        set_rng_state(ckpt["rng"], generator)
-        noise.set_state(ckpt["extra"]["noise_rng"].cpu())
-    write_config(run / "config.json", cfg)
-    logger = MetricsLogger(run / "metrics.jsonl", resume_step=epoch if epoch else None)
-    steps_per_epoch = math.ceil(len(train_x) / cfg.batch_size)
-    stopped_early = False
-    bar = tqdm(range(epoch, cfg.epochs), disable=not cfg.progress, desc=f"{cfg.model}/{cfg.task}", initial=epoch,
-               total=cfg.epochs, dynamic_ncols=True)  # fmt: skip
-    for epoch in bar:
-        t0 = time.time()
-        order = torch.randperm(len(train_x), generator=generator).to(device)
-        sums = {k: torch.zeros((), device=device) for k in ("loss", "nll", "reward")}  # summed on device: no syncs
-        for i in range(steps_per_epoch):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, epoch + i / steps_per_epoch, elapsed + time.time() - t0)
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            images, labels = make_scenes(train_x[idx], cfg, noise, train=True), train_y[idx]
-            logits, rollout = run_model(model, images, cfg, noise)
-            if rollout is None:
-                loss = F.cross_entropy(logits, labels)
-                logs = {"nll": loss.detach(), "reward": (logits.argmax(-1) == labels).float().mean()}
-            else:
-                loss, logs = ram_loss(rollout, labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sums["loss"] += loss.detach()
-            sums["nll"] += logs["nll"]
-            sums["reward"] += logs["reward"]
-        check_finite(sums["loss"], (epoch + 1) * steps_per_epoch)  # once an epoch: no per-step GPU syncs
-        elapsed += time.time() - t0
-        row = {k: v.item() / steps_per_epoch for k, v in sums.items()}
-        row["train_err"] = 100.0 * (1 - row["reward"])
-        row.update(lr=opt.param_groups[0]["lr"], minutes=elapsed / 60)
-        done = epoch + 1 == cfg.epochs
-        out_of_time = cfg.time_limit_min is not None and elapsed / 60 >= cfg.time_limit_min
-        if (epoch + 1) % cfg.eval_every == 0 or done or out_of_time:
-            row["test_err"] = evaluate(model, test_x, test_y, cfg)
-        logger.log(epoch + 1, **row)
-        bar.set_postfix(train_err=f"{row['train_err']:.2f}", test_err=row.get("test_err", float("nan")))
-        save_checkpoint(ckpt_path, kind=CHECKPOINT_KIND, config=cfg, model=model, optimizer=opt, step=epoch + 1,
-                        generator=generator, extra={"elapsed_s": elapsed, "noise_rng": noise.get_state()})  # fmt: skip
-        if out_of_time and not done:
-            stopped_early = True
-            break
-    plot_metrics(run / "metrics.jsonl", run / "curves.png", ["loss", "nll", "train_err", "test_err", "lr"])
-    result = finish(model, cfg, run, test_x, test_y, device, elapsed, stopped_early)
-    return result
+def train(cfg: Config) -> tuple[nn.Module, dict]:
+    """Train (or resume, see ``--resume``); returns the model (eval mode) and the result: what ``result.json``
+    holds, plus ``summary_line``, the run's one summary line."""
+    with start_run(cfg, kind=KIND) as run:
+        if run.info.distributed:
+            raise ValueError("the glimpse trainer runs in one process: launch it without torchrun")
+        device = run.device
+        noise = torch.Generator(device).manual_seed(cfg.seed + 1)  # on the device: canvases, starts, policy noise
+        train_x, train_y = load_digits(cfg, "train", device)
+        test_x, test_y = load_digits(cfg, "test", device)
+        model = build_model(cfg).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        ckpt = run.resume(model, opt)  # restores run.generator: the data order
+        if ckpt is not None:
+            noise.set_state(ckpt["extra"]["noise_rng"].cpu())
+        steps_per_epoch = math.ceil(len(train_x) / cfg.batch_size)
+        epochs_done, stopped_early = run.start, False
+        bar = tqdm(range(run.start, cfg.epochs), initial=run.start, total=cfg.epochs, desc=f"{cfg.model}/{cfg.task}",
+                   dynamic_ncols=True, disable=not (cfg.progress and run.is_main))  # fmt: skip
+        for epoch in bar:
+            order = torch.randperm(len(train_x), generator=run.generator).to(device)
+            sums = {k: torch.zeros((), device=device) for k in ("loss", "nll", "reward")}  # on device: no syncs
+            for i in range(steps_per_epoch):
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(cfg, epoch + i / steps_per_epoch, run.elapsed)
+                idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                images, labels = make_scenes(train_x[idx], cfg, noise, train=True), train_y[idx]
+                logits, rollout = run_model(model, images, cfg, noise)
+                if rollout is None:
+                    loss = F.cross_entropy(logits, labels)
+                    logs = {"nll": loss.detach(), "reward": (logits.argmax(-1) == labels).float().mean()}
+                else:
+                    loss, logs = ram_loss(rollout, labels)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                sums["loss"] += loss.detach()
+                sums["nll"] += logs["nll"]
+                sums["reward"] += logs["reward"]
+            run.check_finite(sums["loss"], (epoch + 1) * steps_per_epoch)  # once an epoch: no per-step GPU syncs
+            epochs_done = epoch + 1
+            row = {k: v.item() / steps_per_epoch for k, v in sums.items()}
+            row.update(train_err=100.0 * (1 - row["reward"]), lr=opt.param_groups[0]["lr"])
+            done = epochs_done == cfg.epochs
+            out_of_time = cfg.time_limit_min is not None and run.sync_clock() / 60 >= cfg.time_limit_min
+            if epochs_done % cfg.eval_every == 0 or done or out_of_time:
+                with run.paused():
+                    row["test_err"] = evaluate(model, test_x, test_y, cfg)
+            if epochs_done % cfg.log_every == 0 or "test_err" in row or done or out_of_time:
+                run.log(epochs_done, **row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", train_err=f"{row['train_err']:.2f}",
+                            test_err=f"{row.get('test_err', float('nan')):.2f}")  # fmt: skip
+            if epochs_done % cfg.checkpoint_every == 0 or done or out_of_time:
+                run.save(epochs_done, model, opt, extra={"noise_rng": noise.get_state()})
+            if out_of_time and not done:
+                stopped_early = True
+                break
+        bar.close()
+        minutes = run.sync_clock() / 60
+        with run.paused():
+            if run.is_main:
+                plot_metrics(run.dir / "metrics.jsonl", run.dir / "curves.png",
+                             ["loss", "nll", "train_err", "test_err", "lr"])  # fmt: skip
+            result = finish(model, cfg, run, test_x, test_y, epochs_done, stopped_early, minutes)
+        line = run.summary(test_error_pct=result["test_error_pct"], epochs=f"{epochs_done}/{cfg.epochs}",
+                           **({"stopped_early": True} if stopped_early else {}))  # fmt: skip
+        return model.eval(), {**result, "summary_line": line}
 
 
 def finish(
-    model: nn.Module, cfg: Config, run: Path, test_x: Tensor, test_y: Tensor, device: torch.device, elapsed: float,
-    stopped_early: bool,
+    model: nn.Module, cfg: Config, run: Run, test_x: Tensor, test_y: Tensor, epochs_done: int, stopped_early: bool,
+    minutes: float,
 ) -> dict:  # fmt: skip
-    """Final test error, ``result.json`` and the GIF."""
-    ckpt = load_checkpoint(run / "checkpoint.pt", map_location=device, kind=CHECKPOINT_KIND)
+    """Final test error, ``result.json`` (with the ``minutes`` of training) and the GIF (rank 0 writes them)."""
     test_err = evaluate(model, test_x, test_y, cfg)
     result = {
         "test_error_pct": test_err,
-        "epochs_done": ckpt["step"],
+        "epochs_done": epochs_done,
         "epochs_planned": cfg.epochs,
         "stopped_early": stopped_early,
-        "train_minutes": elapsed / 60,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "train_minutes": minutes,
+        "device": str(run.device),
+        "device_name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
         "n_test": len(test_x),
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": asdict(cfg),
     }
-    (run / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    if cfg.gif and isinstance(model, RAM):
-        write_glimpse_gif(model, cfg, test_x[:8], run / "glimpses.gif")
+    if run.is_main:
+        (run.dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        if cfg.gif and isinstance(model, RAM):
+            write_glimpse_gif(model, cfg, test_x[:8], run.dir / "glimpses.gif")
     return result
 
 
@@ -325,8 +310,9 @@ def write_glimpse_gif(model: RAM, cfg: Config, digits: Tensor, path: Path) -> Pa
     return write_gif(path, frames, duration_ms=500, hold_last_ms=1500)
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python scripts/train_glimpse.py --help``. Prints the run's summary line; returns 0."""
     cfg = parse_config(Config, argv, prog="train_glimpse")
-    result = train(cfg)
-    print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
-    return result
+    _, result = train(cfg)
+    print(result["summary_line"])
+    return 0

@@ -16,24 +16,37 @@ The recurrent state is explicit: :meth:`Painter.initial_state` gives zeros, :met
 observation and the state and returns a :class:`PolicyOutput` and the next state; ``reset`` (a ``(B,)``
 bool mask) zeroes the state of episodes that begin at this step. :meth:`Painter.forward` unrolls ``step``.
 Inputs of another size are resized to ``image_size``; a wrong channel count is a ``ValueError``.
+
+Meeting the environment: :meth:`Painter.predict` takes ``paintrnn/Paint-v0`` (or ``PaintGrid-v0``)
+observations as they come, one or a batch from the native vector env, and returns the env's action and the
+next recurrent state (Stable-Baselines3's recurrent ``predict``); :meth:`Painter.check_env` says whether an
+env's action layout fits the painter. :func:`make_vector_env` builds the training env of the RL modes.
+:func:`load_model` rebuilds a painter from a checkpoint of any training mode.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+import gymnasium as gym
+import numpy as np
+import paintrnn.envs  # noqa: F401  (registers the environments)
 import torch
 import torch.nn.functional as F
 from paintrnn.envs.paint import actions_to_strokes
 from torch import Tensor, nn
 
 from paintrnn.render import render_strokes, stroke_size
-from paintrnn.training import load_checkpoint
+from paintrnn.training import CheckpointError, load_checkpoint, progress
 
 KIND = "painter"
-"""Checkpoint kind of every painter mode (the mode is in ``extra["mode"]``)."""
+"""The painter family's checkpoint kind (backprop mode, and the shipped checkpoint)."""
+KINDS = {"backprop": KIND, "ppo": "painter-ppo", "ddpg": "painter-ddpg", "gan": "painter-gan"}
+"""Checkpoint kind of each training mode: distinct, so that a run never resumes another mode's checkpoint;
+:func:`load_model` reads them all."""
 
 State = tuple[Tensor, Tensor]
 """LSTM ``(h, c)``, each ``(B, hidden)``."""
@@ -136,6 +149,17 @@ class Painter(nn.Module):
         else:
             self.heads = nn.ModuleList(nn.Linear(spec.hidden, n) for n in spec.nvec)
             self.embeds = nn.ModuleList(nn.Embedding(n, spec.hidden) for n in spec.nvec)
+        self.mode = ""
+        """Training mode once trained or loaded ('backprop', 'ppo', 'ddpg' or 'gan'); '' when untrained."""
+        self.train_config: dict[str, Any] = {}
+        """The training config it came from (a checkpoint's ``config``), {} when untrained."""
+        self.trained_iters = 0
+        """Training iterations done (a checkpoint's ``step``)."""
+
+    @property
+    def episode_steps(self) -> int:
+        """Steps per episode it was trained for (``train_config["steps"]``; 2 when unknown)."""
+        return int(self.train_config.get("steps", 2))
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         z = torch.zeros(batch, self.spec.hidden, device=device)
@@ -149,12 +173,14 @@ class Painter(nn.Module):
         reset: Tensor | None = None,
         grid_actions: Tensor | None = None,
         generator: torch.Generator | None = None,
+        greedy: bool = False,
     ) -> tuple[PolicyOutput, State, Tensor | None]:
         """One step: ``canvas`` (and ``target``) ``(B, C, H, W)`` -> (output, next state, grid action).
 
         ``reset`` ``(B,)`` zeroes the incoming state of episodes starting now. For grid policies,
         ``grid_actions`` ``(B, len(nvec))`` teacher-forces the autoregressive heads (to evaluate stored
-        actions); otherwise they are sampled and returned as the third element (``None`` when continuous).
+        actions); otherwise they are sampled (``greedy``: the most likely choice of each head, in turn) and
+        returned as the third element (``None`` when continuous).
         """
         spec = self.spec
         x = prepare_images(canvas, spec.channels, spec.image_size, "canvas")
@@ -175,7 +201,10 @@ class Painter(nn.Module):
         logits, chosen, z = [], [], h
         for i, (head, embed) in enumerate(zip(self.heads, self.embeds)):
             lg = head(F.gelu(z))  # (B, n_i)
-            a = grid_actions[:, i] if grid_actions is not None else _sample(lg, generator)
+            if grid_actions is not None:
+                a = grid_actions[:, i]
+            else:
+                a = lg.argmax(-1) if greedy else _sample(lg, generator)
             logits.append(lg)
             chosen.append(a)
             z = z + embed(a)
@@ -184,6 +213,86 @@ class Painter(nn.Module):
     def strokes(self, u: Tensor) -> Tensor:
         """Renderer strokes ``(B, k, 10 + C)`` of pre-``tanh`` actions ``u`` ``(B, k * d)``."""
         return actions_to_strokes(torch.tanh(u), self.spec.channels, self.spec.radius_range)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        observation: Mapping[str, Any],
+        state: State | None = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, State]:
+        """The action for ``paintrnn/Paint-v0`` (or ``PaintGrid-v0``) observations, and the next recurrent state.
+
+        ``observation``: the env's dict, uint8 ``canvas`` (and ``target``, for a conditional painter) of one
+        env ``(H, W, C)`` or a batch from the native vector env ``(N, H, W, C)``; other keys are ignored, and
+        canvases of another size are resized for the encoder. ``state``: what the previous call returned
+        (``None``: every episode starts now). ``episode_start``: bool ``(N,)`` (or one bool), True where the
+        episode starts at this observation; those rows' state is reset (Stable-Baselines3's recurrent
+        ``predict``). Returns the action the env takes, float32 ``(k * (10 + C),)`` in [-1, 1] (``tanh`` of
+        the mean, or of a Gaussian sample when not ``deterministic``) or int64 ``(len(nvec),)`` for a grid
+        painter, with a leading ``N`` axis for a batch; and the state to pass to the next call.
+        Call :meth:`check_env` once to check that the env's action layout is this painter's.
+        """
+        if not isinstance(observation, Mapping) or "canvas" not in observation:
+            raise ValueError("observation must be the env's dict with a 'canvas' (a paintrnn canvas env's observation)")
+        device = next(self.parameters()).device
+        single = np.ndim(observation["canvas"]) == 3
+        canvas = obs_images(observation, "canvas", device)  # (N, C, H, W) uint8
+        target = None
+        if self.spec.conditional:
+            if "target" not in observation:
+                raise ValueError("this painter is conditional: the observation needs a 'target' (an env with targets)")
+            target = obs_images(observation, "target", device)
+        n = canvas.shape[0]
+        if state is None:
+            state = self.initial_state(n, device)
+        elif state[0].shape[0] != n:
+            raise ValueError(f"state holds {state[0].shape[0]} episodes, the observation {n}")
+        reset = None
+        if episode_start is not None:
+            reset = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(-1), device=device)
+            if reset.shape != (n,):
+                raise ValueError(f"episode_start must hold one bool per episode ({n}), got {np.shape(episode_start)}")
+        out, state, grid = self.step(canvas, state, target, reset=reset, greedy=deterministic)
+        if self.spec.action == "continuous":
+            u = out.mean if deterministic else out.mean + out.log_std.exp() * torch.randn_like(out.mean)
+            action = torch.tanh(u).float().cpu().numpy()  # (N, k * d)
+        else:
+            action = grid.cpu().numpy()  # (N, len(nvec))
+        return (action[0] if single else action), state
+
+    def check_env(self, env: gym.Env | gym.vector.VectorEnv) -> None:
+        """Raise a ``ValueError`` naming every mismatch between ``env`` (single or vector) and this painter:
+        action layout (strokes per step and colour channels, or the grid's choices), brush radius range,
+        targets. The canvas size may differ: strokes are placed in fractions of the canvas, and the encoder
+        resizes what it sees."""
+        spec = self.spec
+        actions = getattr(env, "single_action_space", env.action_space)
+        observations = getattr(env, "single_observation_space", env.observation_space)
+        problems = []
+        channels = observations["canvas"].shape[-1]
+        if channels != spec.channels:
+            problems.append(f"canvas has {channels} channels, the painter paints {spec.channels}")
+        if spec.action == "continuous":
+            d = stroke_size(spec.channels)
+            if not isinstance(actions, gym.spaces.Box) or actions.shape != (spec.strokes_per_step * d,):
+                problems.append(
+                    f"actions are {actions}, the painter emits {spec.strokes_per_step} strokes of {d} numbers "
+                    f"per step (Box of shape ({spec.strokes_per_step * d},): make the env with "
+                    f"strokes_per_step={spec.strokes_per_step}, channels={spec.channels})"
+                )
+        elif not isinstance(actions, gym.spaces.MultiDiscrete) or tuple(actions.nvec.tolist()) != spec.nvec:
+            problems.append(f"actions are {actions}, the grid painter chooses among nvec={spec.nvec}")
+        options = getattr(getattr(getattr(env, "unwrapped", env), "sim", None), "config", None)
+        for name, painters in (("radius_range", spec.radius_range), ("opacity_range", (0.0, 1.0))):
+            envs = tuple(getattr(options, name, painters))
+            if spec.action == "continuous" and envs != tuple(painters):
+                problems.append(f"the env's {name} is {envs}, the painter's {tuple(painters)}")
+        if spec.conditional and "target" not in observations.spaces:
+            problems.append("the painter is conditional but the env has no target")
+        if problems:
+            raise ValueError("the env does not fit this painter: " + "; ".join(problems))
 
     def forward(
         self, target: Tensor, steps: int, *, sharpness: float = 2.0, mode: str = "soft", backend: str = "auto"
@@ -209,14 +318,23 @@ class Painter(nn.Module):
         return canvases
 
 
-def load_painter(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Painter, dict]:
-    """Rebuild a painter from a checkpoint of any painter mode (``weights_only`` load; corrupt files raise
-    :class:`paintrnn.training.CheckpointError`). Returns the painter in eval mode and the checkpoint dict."""
-    ckpt = load_checkpoint(path, device, kind=KIND)
-    spec = PainterSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["extra"]["spec"].items()})
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Painter:
+    """Rebuild a painter, in eval mode, from a checkpoint of any training mode (``weights_only`` load; a
+    corrupt file or another model's raises :class:`paintrnn.training.CheckpointError`). Its training mode,
+    config and iterations are on the painter (:attr:`Painter.mode`, ``train_config``, ``trained_iters``)."""
+    ckpt = load_checkpoint(path, device)
+    if ckpt["kind"] not in KINDS.values():
+        raise CheckpointError(f"{path} holds a {ckpt['kind']!r} model, not a painter ({sorted(set(KINDS.values()))})")
+    extra = ckpt.get("extra", {})
+    if "spec" not in extra:
+        raise CheckpointError(f"{path} has no painter architecture (extra['spec']): it cannot be rebuilt")
+    spec = PainterSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in extra["spec"].items()})
     painter = Painter(spec).to(device)
     painter.load_state_dict(ckpt["model"])
-    return painter.eval(), ckpt
+    painter.mode = extra.get("mode", "backprop")
+    painter.train_config = dict(ckpt["config"])
+    painter.trained_iters = int(ckpt.get("step", 0))
+    return painter.eval()
 
 
 def _sample(logits: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -262,3 +380,61 @@ def paint(
             frames.append(canvas)
         all_strokes.append(strokes)
     return torch.stack(frames, 1), torch.cat(all_strokes, 1)
+
+
+@torch.no_grad()
+def evaluate_mse(
+    painter: Painter, targets: Tensor, strokes: int, size: int = 64, batch: int = 250, show: bool = False
+) -> list[float]:
+    """Mean squared error per pixel after each of the first ``strokes`` strokes (index n-1: after n strokes),
+    hard renderer at ``size`` px; ``targets`` uint8 ``(N, C, h, w)``. ``strokes`` rounds up to whole steps."""
+    device = next(painter.parameters()).device
+    steps = -(-strokes // painter.spec.strokes_per_step)
+    total = torch.zeros(steps * painter.spec.strokes_per_step, dtype=torch.float64)
+    for i in progress(range(0, len(targets), batch), enabled=show, desc="evaluate", leave=False):
+        tgt = prepare_images(targets[i : i + batch].to(device), painter.spec.channels, size)
+        canvases, _ = paint(painter, tgt, steps)  # (B, steps*k, C, H, W)
+        total += ((canvases - tgt[:, None]) ** 2).mean((2, 3, 4)).sum(0).double().cpu()
+    return (total / len(targets)).tolist()[:strokes]
+
+
+def obs_images(obs: Mapping[str, Any], key: str, device: torch.device | str) -> Tensor:
+    """Images of a canvas env's observation, uint8 ``(N, H, W, C)`` (or one ``(H, W, C)``) -> uint8
+    ``(N, C, H, W)`` tensor on ``device``."""
+    images = torch.as_tensor(np.asarray(obs[key]), device=device)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"observation[{key!r}] must be (H, W, C) or (N, H, W, C), got shape {tuple(images.shape)}")
+    return images.permute(0, 3, 1, 2).contiguous()
+
+
+def make_vector_env(
+    num_envs: int,
+    *,
+    env_id: str = "paintrnn/Paint-v0",
+    canvas_size: int = 64,
+    steps: int = 2,
+    strokes_per_step: int = 5,
+    target: str = "mnist",
+    reward: str = "l2_delta",
+    data_dir: str | None = None,
+    device: torch.device | str = "cpu",
+) -> gym.vector.VectorEnv:
+    """The RL modes' training env: the native vector env of ``env_id`` (grey ``canvas_size`` px canvases,
+    ``target`` 'none' for none), every episode exactly ``steps`` steps, SAME_STEP autoreset."""
+    options: dict[str, Any] = dict(
+        height=canvas_size,
+        width=canvas_size,
+        channels=1,
+        max_steps=steps,
+        target=None if target == "none" else target,
+        reward=reward,
+        data_dir=data_dir,
+        device=str(device),
+    )
+    if env_id.endswith("Paint-v0"):
+        options["strokes_per_step"] = strokes_per_step
+    return gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", autoreset_mode="same_step", **options
+    )

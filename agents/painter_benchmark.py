@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from paintrnn.agents.painter import actions_to_strokes, load_painter
-from paintrnn.agents.painter_backprop import BackpropConfig, evaluate_mse, load_targets, to_canvas, train_backprop
+from paintrnn.agents.painter import Painter, actions_to_strokes, evaluate_mse, load_model
+from paintrnn.agents.painter_backprop import BackpropConfig, to_canvas, train_backprop
+from paintrnn.agents.painter_train import mnist_digits
 
 from paintrnn.config import parse_config
 from paintrnn.render import render_strokes
@@ -109,16 +110,15 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
     seed_everything(cfg.seed)
     n_test, n_base, base_iters = (200, 32, 60) if cfg.quick else (cfg.n_test, cfg.n_baseline, cfg.baseline_iters)
     data_dir = find_data_dir(cfg)
-    data_cfg = BackpropConfig(data_dir=data_dir)
-    test = load_targets(data_cfg, "test")[:n_test]
+    test = mnist_digits("test", data_dir, n=n_test)
     rows, budget = [], {"note": cfg.note} if cfg.note else {}
     blank = float((to_canvas(test, 64) ** 2).mean())
     rows.append({"name": "blank canvas", "mse_5": blank, "mse_10": blank, "n_test": len(test), "seconds": 0.0})
 
-    painters = {}
+    painters: dict[str, tuple[Painter, Path]] = {}
     for run in cfg.from_runs:
-        painter, ckpt = load_painter(Path(run) / "checkpoint.pt", device)
-        painters[ckpt["extra"]["mode"]] = (painter, ckpt, Path(run))
+        painter = load_model(Path(run) / "checkpoint.pt", device)
+        painters[painter.mode] = (painter, Path(run))
     if "backprop" not in painters and cfg.quick:
         run = Path("runs") / "benchmark-quick-backprop"
         quick = BackpropConfig(
@@ -133,12 +133,10 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
             progress=True,
             checkpoint_every=150,
             seed=cfg.seed,
+            resume="never",
         )
-        if (run / "checkpoint.pt").exists():
-            (run / "checkpoint.pt").unlink()
         train_backprop(quick)
-        painter, ckpt = load_painter(run / "checkpoint.pt", device)
-        painters["backprop"] = (painter, ckpt, run)
+        painters["backprop"] = (load_model(run / "checkpoint.pt", device), run)
     if cfg.quick:
         painters.update(_quick_rl(cfg, device, data_dir, skip=set(painters)))
 
@@ -146,7 +144,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
         if mode not in painters:
             rows.append({"name": LABELS[mode], "mse_5": None, "mse_10": None, "note": "no checkpoint given"})
             continue
-        painter, ckpt, run = painters[mode]
+        painter, run = painters[mode]
         t0 = time.time()
         mse = evaluate_mse(painter, test.to(device), max(COUNTS), size=64, show=True)
         rows.append(
@@ -160,7 +158,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
                 "run": str(run),
             }
         )
-        budget[mode] = _training_budget(ckpt, run)
+        budget[mode] = _training_budget(painter, run)
 
     sub = to_canvas(test[:n_base], 64).to(device)
     row = {"name": f"(c) per-image stroke optimisation ({base_iters} Adam steps)", "n_test": len(sub)}
@@ -203,9 +201,10 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
     }
 
 
-def _training_budget(ckpt: dict, run: Path) -> dict:
+def _training_budget(painter: Painter, run: Path) -> dict:
     """How long and on what the painter was trained (from its config and metrics)."""
-    out = {"iterations": ckpt["step"], "device": ckpt["config"].get("device")}
+    config = painter.train_config
+    out = {"iterations": painter.trained_iters, "device": config.get("device")}
     metrics = run / "metrics.jsonl"
     if metrics.is_file():
         rows = read_metrics(metrics)
@@ -215,12 +214,14 @@ def _training_budget(ckpt: dict, run: Path) -> dict:
         if rows and "machine" in rows[-1]:
             out["machine"] = rows[-1]["machine"]
     for key in ("batch_size", "num_envs", "rollout", "total_steps", "canvas_size", "strokes_per_step", "steps"):
-        if key in ckpt["config"]:
-            out[key] = ckpt["config"][key]
+        if key in config:
+            out[key] = config[key]
     return out
 
 
-def _quick_rl(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None, skip: set[str]) -> dict:
+def _quick_rl(
+    cfg: BenchmarkConfig, device: torch.device, data_dir: str | None, skip: set[str]
+) -> dict[str, tuple[Painter, Path]]:
     """Smoke-train a PPO and a DDPG painter for a few seconds each (``--quick``), except the modes in ``skip``."""
     try:
         from paintrnn.agents.painter_ddpg import DDPGConfig, train_ddpg
@@ -232,14 +233,17 @@ def _quick_rl(cfg: BenchmarkConfig, device: torch.device, data_dir: str | None, 
         if mode in skip:
             continue
         run = Path("runs") / f"benchmark-quick-{mode}"
-        if (run / "checkpoint.pt").exists():
-            (run / "checkpoint.pt").unlink()
         quick = replace(
-            config(), run_dir=str(run), device=str(device), seed=cfg.seed, data_dir=data_dir, **config.quick()
+            config(),
+            run_dir=str(run),
+            device=str(device),
+            seed=cfg.seed,
+            data_dir=data_dir,
+            resume="never",
+            **config.quick(),
         )
         train(quick)
-        painter, ckpt = load_painter(run / "checkpoint.pt", device)
-        out[mode] = (painter, ckpt, run)
+        out[mode] = (load_model(run / "checkpoint.pt", device), run)
     return out
 
 
@@ -258,7 +262,8 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the table and the JSON (written to ``--json`` too); returns 0."""
     cfg = parse_config(BenchmarkConfig, argv, prog="benchmark_painter.py")
     t0 = time.time()
     result = run_benchmark(cfg)
@@ -269,4 +274,4 @@ def main(argv: list[str] | None = None) -> dict:
     print(text)
     if cfg.json:
         atomic_write_bytes(cfg.json, (text + "\n").encode())
-    return result
+    return 0

@@ -19,84 +19,64 @@ The loop, each iteration:
    steps, as in recurrent DPG) and ascend ``r(s_t, a_t) + gamma * V(render_soft(s_t, a_t))``.
 
 The actor is the same :class:`~paintrnn.agents.painter.Painter` as every other mode (checkpoint mode
-``"ddpg"``), so ``load_painter``, the benchmark and the GIF writer take it as they are.
+``"ddpg"``), so ``load_model``, the benchmark and the GIF writer take it as they are. Both learning rates
+decay along a cosine to a twentieth; the replay buffer is saved beside every checkpoint (``replay-STEP.pt``,
+named by the checkpoint), so a resumed run continues exactly.
 
-    python scripts/train_painter.py ddpg --iterations 5000 --run-dir runs/painter-ddpg
+    python scripts/train_painter.py ddpg --iters 5000 --run-dir runs/painter-ddpg
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import math
-import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from paintrnn.agents.painter import KIND, Encoder, Painter, PainterSpec, coord_channels, prepare_images
-from paintrnn.agents.painter_backprop import evaluate_mse
-from paintrnn.agents.painter_ppo import PPOConfig, load_targets_for, make_env, obs_images
+from paintrnn.agents.painter import (
+    KINDS,
+    Encoder,
+    Painter,
+    PainterSpec,
+    coord_channels,
+    make_vector_env,
+    obs_images,
+    prepare_images,
+)
+from paintrnn.agents.painter_train import PainterRunConfig, due, eval_metrics, finish, mnist_digits, save_painter
 from paintrnn.envs.canvas import l2_delta_reward
 from torch import Tensor, nn
 
 from paintrnn.render import render_strokes
-from paintrnn.training import (
-    CHECKPOINT_FORMAT,
-    MetricsLogger,
-    atomic_torch_save,
-    check_finite,
-    load_checkpoint,
-    plot_metrics,
-    progress,
-    resolve_device,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-    write_config,
-)
+from paintrnn.run import lr_schedule, start_run
+from paintrnn.training import CHECKPOINT_FORMAT, atomic_torch_save, load_checkpoint
 
 REPLAY_KIND = "painter-replay"
 """Checkpoint kind of the replay buffer file saved beside a DDPG checkpoint."""
 
 
 @dataclass(frozen=True)
-class DDPGConfig:
+class DDPGConfig(PainterRunConfig):
     """Train the conditional painter with model-based DDPG on paintrnn/Paint-v0 (reward l2_delta)."""
 
     run_dir: str = "runs/painter-ddpg"
-    """Folder for config.json, metrics.jsonl, curves.png, checkpoint.pt and replay-STEP.pt (resumed when present)."""
-    device: str = "auto"
-    """cpu, cuda or auto; the environment's canvases live on the same device."""
-    seed: int = 0
-    """Seed of weights, episodes, exploration noise and replay sampling."""
-    target: str = "mnist"
-    """Target source of the environment ('mnist', 'texture:brick', ...)."""
-    data_dir: str | None = None
-    """Folder holding MNIST (env targets and the test digits used for evaluation)."""
-    canvas_size: int = 32
-    """Side of the environment's canvas during training (strokes re-render at any size; evaluation is 64 px)."""
-    image_size: int = 32
-    """Side of the policy's and critic's (resized) input."""
-    strokes_per_step: int = 5
-    """k: strokes per step."""
-    steps: int = 2
-    """Steps per episode."""
     hidden: int = 256
     """LSTM state size (and the critic's feature size)."""
-    width: int = 32
-    """Channels of the encoders' first convolution."""
+    iters: int = 5000
+    """Iterations (act, then one critic and one actor update)."""
+    target: str = "mnist"
+    """Target source of the environment ('mnist', 'texture:brick', ...)."""
+    image_size: int = 32
+    """Side of the policy's and critic's (resized) input."""
     num_envs: int = 16
     """Sub-environments; each plays one new episode per iteration."""
     buffer_episodes: int = 20000
     """Replay capacity in episodes (oldest overwritten first)."""
     batch_size: int = 32
     """Replayed episodes per update."""
-    iterations: int = 5000
-    """Iterations (act, then one critic and one actor update)."""
     actor_lr: float = 1e-3
     """Actor Adam learning rate (cosine decay to a twentieth)."""
     critic_lr: float = 1e-3
@@ -114,50 +94,19 @@ class DDPGConfig:
     """Soft renderer edge sharpness for the actor's gradient."""
     grad_clip: float = 1.0
     """Gradient norm clip (actor and critic)."""
-    eval_size: int = 256
-    """MNIST test digits evaluated (deterministic policy, 64 px hard renderer) at each log."""
-    log_every: int = 50
-    """Iterations between metric lines."""
-    checkpoint_every: int = 250
-    """Iterations between checkpoints (the replay buffer is saved beside them, so a resumed run is exact)."""
-    progress: bool = True
-    """Show a progress bar."""
-    threads: int = 1
-    """torch CPU threads (0 = torch's default)."""
+
+    DEPRECATED_FLAGS: ClassVar[dict[str, str]] = {**PainterRunConfig.DEPRECATED_FLAGS, "--iterations": "--iters"}
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.target == "none":
             raise ValueError("model-based DDPG paints targets (its reward is l2_delta): choose a --target")
 
     @staticmethod
     def quick() -> dict:
         """Overrides for a smoke run of a few seconds (tests, ``benchmark --quick``)."""
-        return dict(
-            num_envs=8,
-            batch_size=8,
-            iterations=4,
-            hidden=32,
-            width=8,
-            image_size=16,
-            canvas_size=16,
-            buffer_episodes=64,
-            eval_size=16,
-            log_every=2,
-            checkpoint_every=2,
-            progress=False,
-        )
-
-    def env_config(self) -> PPOConfig:
-        """The environment options in the form the PPO mode's ``make_env`` takes."""
-        return PPOConfig(
-            target=self.target,
-            data_dir=self.data_dir,
-            canvas_size=self.canvas_size,
-            strokes_per_step=self.strokes_per_step,
-            steps=self.steps,
-            num_envs=self.num_envs,
-            eval_size=self.eval_size,
-        )
+        quick = dict(num_envs=8, batch_size=8, image_size=16, canvas_size=16, buffer_episodes=64)
+        return {**PainterRunConfig.quick(), **quick}
 
 
 class Critic(nn.Module):
@@ -291,108 +240,84 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 def train_ddpg(cfg: DDPGConfig) -> Painter:
     """Train (or resume) a model-based DDPG painter; returns the actor."""
-    device = resolve_device(cfg.device)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    run = Path(cfg.run_dir)
-    ckpt_path = run / "checkpoint.pt"
-    generator = seed_everything(cfg.seed)
-    env_cfg = cfg.env_config()
-    env = make_env(env_cfg, device)
-    spec = PainterSpec(
-        image_size=cfg.image_size, strokes_per_step=cfg.strokes_per_step, hidden=cfg.hidden, width=cfg.width
-    )
-    actor = Painter(spec).to(device)
-    critic = Critic(1, cfg.image_size, cfg.width, cfg.hidden, cfg.steps).to(device)
-    actor_t, critic_t = copy.deepcopy(actor).requires_grad_(False), copy.deepcopy(critic).requires_grad_(False)
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
-    replay = Replay(cfg.buffer_episodes, cfg.steps, 1, cfg.canvas_size, device)
-    start, prior_minutes = 0, 0.0
-    if ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path, device, kind=KIND)
-        extra = ckpt["extra"]
-        actor.load_state_dict(ckpt["model"])
-        actor_opt.load_state_dict(ckpt["optimizer"])
-        critic.load_state_dict(extra["critic"])
-        critic_opt.load_state_dict(extra["critic_optimizer"])
-        actor_t.load_state_dict(extra["actor_target"])
-        critic_t.load_state_dict(extra["critic_target"])
-        replay.load_state_dict(load_checkpoint(run / extra["replay"], device, kind=REPLAY_KIND)["extra"])
-        start, prior_minutes = ckpt["step"], extra.get("minutes", 0.0)
-        set_rng_state(ckpt["rng"], generator)
-    run.mkdir(parents=True, exist_ok=True)
-    write_config(run / "config.json", cfg)
-    logger = MetricsLogger(run / "metrics.jsonl", resume_step=start if start else None)
-    test = load_targets_for(env_cfg)
-    t0, stats = time.time(), []
-    for it in progress(range(start, cfg.iterations), enabled=cfg.progress, initial=start, total=cfg.iterations):
-        scale = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * it / cfg.iterations))
-        for opt, lr in ((actor_opt, cfg.actor_lr), (critic_opt, cfg.critic_lr)):
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
-        canvas_u8, target_u8, ret, final = collect(cfg, env, actor, it, generator, device)
-        replay.add(canvas_u8, target_u8)
-        canvas, target = replay.sample(cfg.batch_size, generator)  # (B, T, C, H, W), (B, C, H, W)
+    with start_run(cfg, kind=KINDS["ddpg"]) as run:
+        device = run.device
+        env = make_vector_env(
+            cfg.num_envs,
+            canvas_size=cfg.canvas_size,
+            steps=cfg.steps,
+            strokes_per_step=cfg.strokes_per_step,
+            target=cfg.target,
+            data_dir=cfg.data_dir,
+            device=device,
+        )
+        spec = PainterSpec(
+            image_size=cfg.image_size, strokes_per_step=cfg.strokes_per_step, hidden=cfg.hidden, width=cfg.width
+        )
+        actor = Painter(spec).to(device)
+        critic = Critic(1, cfg.image_size, cfg.width, cfg.hidden, cfg.steps).to(device)
+        actor_t, critic_t = copy.deepcopy(actor).requires_grad_(False), copy.deepcopy(critic).requires_grad_(False)
+        actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr)
+        critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
+        replay = Replay(cfg.buffer_episodes, cfg.steps, 1, cfg.canvas_size, device)
+        ckpt = run.resume(actor, actor_opt)
+        if ckpt is not None:
+            extra = ckpt["extra"]
+            critic.load_state_dict(extra["critic"])
+            critic_opt.load_state_dict(extra["critic_optimizer"])
+            actor_t.load_state_dict(extra["actor_target"])
+            critic_t.load_state_dict(extra["critic_target"])
+            replay.load_state_dict(load_checkpoint(run.dir / extra["replay"], device, kind=REPLAY_KIND)["extra"])
+        test = mnist_digits("test", cfg.data_dir, n=cfg.eval_size) if cfg.target.startswith("mnist") else None
+        stats, row = [], {}
+        for it in run.progress(range(run.start, cfg.iters), total=cfg.iters):
+            actor_opt.param_groups[0]["lr"] = lr_schedule(it / cfg.iters, cfg.actor_lr, 0.05 * cfg.actor_lr)
+            critic_opt.param_groups[0]["lr"] = lr_schedule(it / cfg.iters, cfg.critic_lr, 0.05 * cfg.critic_lr)
+            canvas_u8, target_u8, ret, final = collect(cfg, env, actor, it, run.generator, device)
+            replay.add(canvas_u8, target_u8)
+            canvas, target = replay.sample(cfg.batch_size, run.generator)  # (B, T, C, H, W), (B, C, H, W)
 
-        c_loss = critic_loss(cfg, critic, actor_t, critic_t, canvas, target)
-        check_finite(c_loss, it)
-        critic_opt.zero_grad(set_to_none=True)
-        c_loss.backward()
-        torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.grad_clip)
-        critic_opt.step()
+            c_loss = critic_loss(cfg, critic, actor_t, critic_t, canvas, target)
+            run.check_finite(c_loss, it)
+            critic_opt.zero_grad(set_to_none=True)
+            c_loss.backward()
+            torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.grad_clip)
+            critic_opt.step()
 
-        critic.requires_grad_(False)
-        objective = actor_objective(cfg, actor, critic, canvas, target)
-        check_finite(objective, it)
-        actor_opt.zero_grad(set_to_none=True)
-        (-objective).backward()
-        torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.grad_clip)
-        actor_opt.step()
-        critic.requires_grad_(True)
-        soft_update(actor_t, actor, cfg.tau)
-        soft_update(critic_t, critic, cfg.tau)
-        stats.append((ret, final, c_loss.item(), objective.item()))
+            critic.requires_grad_(False)
+            objective = actor_objective(cfg, actor, critic, canvas, target)
+            run.check_finite(objective, it)
+            actor_opt.zero_grad(set_to_none=True)
+            (-objective).backward()
+            torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.grad_clip)
+            actor_opt.step()
+            critic.requires_grad_(True)
+            soft_update(actor_t, actor, cfg.tau)
+            soft_update(critic_t, critic, cfg.tau)
+            stats.append((ret, final, c_loss.item(), objective.item()))
 
-        done = it + 1
-        minutes = prior_minutes + (time.time() - t0) / 60
-        if done % cfg.log_every == 0 or done == cfg.iterations:
-            mean = np.nanmean(np.array(stats), 0)
-            row = dict(zip(("episode_return", "final_l2", "critic_loss", "actor_objective"), mean.tolist()))
-            if test is not None:
-                mse = evaluate_mse(actor, test, cfg.steps * cfg.strokes_per_step)
-                k = cfg.strokes_per_step
-                row.update({f"test_mse_{n}": mse[n - 1] for n in range(k, len(mse) + 1, k)})
-            logger.log(done, **row, minutes=minutes)
-            stats = []
-        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            replay_file = f"replay-{done}.pt"  # the checkpoint names its replay, so a kill between the two is harmless
-            atomic_torch_save(
-                {"format": CHECKPOINT_FORMAT, "kind": REPLAY_KIND, "extra": replay.state_dict()}, run / replay_file
-            )
-            extra = {
-                "replay": replay_file,
-                "spec": dataclasses.asdict(spec),
-                "mode": "ddpg",
-                "minutes": minutes,
-                "critic": critic.state_dict(),
-                "critic_optimizer": critic_opt.state_dict(),
-                "actor_target": actor_t.state_dict(),
-                "critic_target": critic_t.state_dict(),
-            }
-            save_checkpoint(
-                ckpt_path,
-                kind=KIND,
-                config=cfg,
-                model=actor,
-                optimizer=actor_opt,
-                step=done,
-                generator=generator,
-                extra=extra,
-            )
-            for old in run.glob("replay-*.pt"):
-                if old.name != replay_file:
-                    old.unlink()
-            plot_metrics(run / "metrics.jsonl", run / "curves.png")
-    env.close()
-    return actor
+            done = it + 1
+            if due(done, cfg.log_every, cfg.iters):
+                mean = np.nanmean(np.array(stats), 0)
+                row = dict(zip(("episode_return", "final_l2", "critic_loss", "actor_objective"), mean.tolist()))
+                if test is not None:
+                    with run.paused():
+                        row.update(eval_metrics(actor, test, cfg))
+                run.log(done, **row)
+                stats = []
+            if due(done, cfg.checkpoint_every, cfg.iters):
+                replay_file = f"replay-{done}.pt"  # the checkpoint names its replay: a kill between the two is harmless
+                if run.is_main:
+                    replay_state = {"format": CHECKPOINT_FORMAT, "kind": REPLAY_KIND, "extra": replay.state_dict()}
+                    atomic_torch_save(replay_state, run.dir / replay_file)
+                nets = {"critic": critic, "actor_target": actor_t, "critic_target": critic_t}
+                extra = {name: net.state_dict() for name, net in nets.items()}
+                extra.update(replay=replay_file, critic_optimizer=critic_opt.state_dict())
+                save_painter(run, done, actor, actor_opt, "ddpg", extra, modules=nets)
+                if run.is_main:
+                    for old in run.dir.glob("replay-*.pt"):
+                        if old.name != replay_file:
+                            old.unlink()
+        env.close()
+        summary_keys = ("episode_return", "critic_loss", *(k for k in row if k.startswith("test_mse")))
+        return finish(run, actor, "ddpg", cfg, **{k: row[k] for k in summary_keys if k in row})

@@ -11,7 +11,10 @@ half of an image (a random half-plane mask) from the *target* and the other half
 (real) or the canvas (fake), so it can only judge whether the halves belong together, never win by
 comparing the same pixels.
 
-    python scripts/train_painter.py gan --iterations 2000 --run-dir runs/painter-gan
+The PPO loop is :func:`paintrnn.agents.painter_ppo.train_ppo`'s; :class:`DiscriminatorReward` extends its
+:class:`~paintrnn.agents.painter_ppo.LearnedReward`, and the checkpoints are of kind ``painter-gan``.
+
+    python scripts/train_painter.py gan --iters 2000 --run-dir runs/painter-gan
 """
 
 from __future__ import annotations
@@ -23,12 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from paintrnn.agents.painter import Painter
-from paintrnn.agents.painter_ppo import PPOConfig, train_ppo
+from paintrnn.agents.painter_ppo import LearnedReward, PPOConfig, train_ppo
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from paintrnn.data import load_mnist
-from paintrnn.training import resolve_device
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,6 @@ class GANConfig(PPOConfig):
     """PPO painter rewarded by a spectral-normalised discriminator (all PPO options apply)."""
 
     run_dir: str = "runs/painter-gan"
-    """Folder for config.json, metrics.jsonl, curves.png and checkpoint.pt (resumed when present)."""
     target: str = "none"
     """'none': unconditional doodling; 'mnist' with complement=True: conditional, complement discriminator."""
     reward: Literal["l2_delta", "final_l2", "none"] = "none"
@@ -53,6 +54,13 @@ class GANConfig(PPOConfig):
     """Discriminator updates per PPO iteration."""
     gradient_penalty: float = 0.0
     """Optional R1 penalty weight on real images (0 = spectral norm only)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.complement and not self.target.startswith("mnist"):
+            raise ValueError("complement=True needs target='mnist' (a conditional painter)")
+        if not self.complement and self.target != "none":
+            raise ValueError("unconditional doodling needs target='none' (or set complement=True)")
 
 
 class Discriminator(nn.Module):
@@ -81,16 +89,12 @@ def half_masks(batch: int, size: int, generator: torch.Generator, device: torch.
     return masks[kind.to(device)][:, None]
 
 
-class DiscriminatorReward:
-    """The discriminator, its optimiser, real data and the per-step reward (a :class:`PPOHooks`)."""
+class DiscriminatorReward(LearnedReward):
+    """The discriminator, its optimiser, real data and the per-step reward."""
 
     mode = "gan"
 
     def __init__(self, cfg: GANConfig, device: torch.device) -> None:
-        if cfg.complement and not cfg.target.startswith("mnist"):
-            raise ValueError("complement=True needs target='mnist' (a conditional painter)")
-        if not cfg.complement and cfg.target != "none":
-            raise ValueError("unconditional doodling needs target='none' (or set complement=True)")
         self.cfg, self.device = cfg, device
         self.disc = Discriminator(2 if cfg.complement else 1, cfg.disc_width).to(device)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
@@ -148,6 +152,9 @@ class DiscriminatorReward:
         loss, dr, df = np.mean(stats, axis=0)
         return {"disc_loss": float(loss), "d_real": float(dr), "d_fake": float(df)}
 
+    def modules(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.disc}
+
     def state_dict(self) -> dict:
         return {"disc": self.disc.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state()}
 
@@ -159,8 +166,4 @@ class DiscriminatorReward:
 
 def train_gan(cfg: GANConfig) -> Painter:
     """Train (or resume) a doodling painter with the discriminator reward; returns it."""
-    device = resolve_device(cfg.device)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    hooks = DiscriminatorReward(cfg, device)
-    return train_ppo(cfg, hooks)  # a GANConfig is a PPOConfig (saved whole, so resuming restores it)
+    return train_ppo(cfg, DiscriminatorReward)

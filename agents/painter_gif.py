@@ -3,8 +3,8 @@
 :func:`episode_frames` paints a grid of episodes stroke by stroke (each canvas beside its target for
 conditional painters; from a blank canvas for unconditional doodlers) and returns frames ready for
 :func:`paintrnn.media.write_gif`. :func:`render` writes ``{prefix}_episodes.gif``, ``{prefix}_final.png``
-and ``{prefix}_strokes.svg`` for a checkpoint of any painter mode; the shared ``scripts/render_gif.py``
-dispatches checkpoints of kind ``"painter"`` to :func:`main`.
+and ``{prefix}_strokes.svg`` for a checkpoint of any painter mode (any of
+:data:`paintrnn.agents.painter.KINDS`); ``paintrnn gif CHECKPOINT --out FOLDER`` calls it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from paintrnn.agents.painter import Painter, load_painter, paint, prepare_images
+from paintrnn.agents.painter import Painter, load_model, paint, prepare_images
 from torch import Tensor
 
 from paintrnn.data import load_mnist
@@ -74,8 +74,8 @@ def render(
     duration_ms: float = 120,
 ) -> list[Path]:
     """Write the episode GIF, the final-canvas PNG grid and one episode's SVG for a painter checkpoint."""
-    painter, ckpt = load_painter(checkpoint)
-    steps = int(ckpt["config"].get("steps", 2))
+    painter = load_model(checkpoint)
+    steps = painter.episode_steps
     targets = None
     if painter.spec.conditional:
         images, _ = load_mnist("test", data_dir)

@@ -1,5 +1,8 @@
 """RL mode: PPO with the recurrent painter on the native vector environment (conditional, ``l2_delta``).
 
+One file, read top to bottom: the options, the reward a learned model may replace (:class:`LearnedReward`,
+which the GAN mode extends), the training loop, then its pieces (rollout, advantages, update).
+
 Every sub-environment's episode lasts exactly ``steps`` steps, and each rollout is made of whole, aligned
 episodes (all sub-envs reset together, with seeds derived from the iteration, so a resumed run redoes the
 same episodes). The LSTM state therefore starts at zero at every sequence start, and the PPO update
@@ -8,102 +11,60 @@ re-unrolls each episode from zero with the stored observations (recurrent PPO wi
 Continuous actions (``paintrnn/Paint-v0``): a diagonal Gaussian on the pre-``tanh`` values ``u``; the env
 gets ``tanh(u)``. The ``tanh`` Jacobian is the same for old and new policies, so the probability ratio of
 ``u`` is the ratio of the actions. Grid actions (``paintrnn/PaintGrid-v0``): the autoregressive
-categoricals, teacher-forced on the stored choices in the update. With ``reward="none"`` a reward
-function can be plugged in (:class:`PPOHooks`), which the GAN mode uses.
+categoricals, teacher-forced on the stored choices in the update. The learning rate decays linearly to a
+tenth over ``iters`` (as CleanRL's PPO anneals it).
 
-    python scripts/train_painter.py ppo --iterations 500 --num-envs 64 --run-dir runs/painter-ppo
+    python scripts/train_painter.py ppo --iters 500 --num-envs 64 --run-dir runs/painter-ppo
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
-import paintrnn.envs  # noqa: F401  (registers the environments)
 import torch
-from paintrnn.agents.painter import KIND, Painter, PainterSpec, PolicyOutput, load_painter
-from paintrnn.agents.painter_backprop import evaluate_mse
-from torch import Tensor
-
-from paintrnn.data import load_mnist
-from paintrnn.training import (
-    MetricsLogger,
-    check_finite,
-    load_checkpoint,
-    plot_metrics,
-    progress,
-    resolve_device,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-    write_config,
+from paintrnn.agents.painter import (
+    KINDS,
+    Painter,
+    PainterSpec,
+    PolicyOutput,
+    load_model,
+    make_vector_env,
+    obs_images,
 )
+from paintrnn.agents.painter_train import PainterRunConfig, due, eval_metrics, finish, mnist_digits, save_painter
+from torch import Tensor, nn
 
-RewardFn = Callable[[Tensor, Tensor, int, Tensor | None], Tensor]
-"""``(canvas_before, canvas_after, step, target) -> reward (N,)``, images float ``(N, C, H, W)`` in [0, 1]."""
-
-
-class PPOHooks(Protocol):
-    """What a learned reward (the GAN mode's discriminator) plugs into :func:`train_ppo`."""
-
-    mode: str
-    """Checkpoint mode name (``extra["mode"]``)."""
-
-    def reward(self, before: Tensor, after: Tensor, step: int, target: Tensor | None = None) -> Tensor:
-        """Reward ``(N,)`` for the step that turned ``before`` into ``after`` (float in [0, 1]; ``target`` or None)."""
-
-    def after_rollout(self, it: int) -> dict[str, float]:
-        """Train the reward model on what the rollout painted; return metrics to log."""
-
-    def state_dict(self) -> dict:
-        """Tensors and primitives to checkpoint beside the painter."""
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` returned."""
+from paintrnn.run import lr_schedule, start_run
+from paintrnn.training import check_finite
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(PainterRunConfig):
     """Train the painter with PPO on paintrnn/Paint-v0 (or PaintGrid-v0)."""
 
     run_dir: str = "runs/painter-ppo"
-    """Folder for config.json, metrics.jsonl, curves.png and checkpoint.pt (resumed when present)."""
-    device: str = "auto"
-    """cpu, cuda or auto; the environment's canvases live on the same device."""
-    seed: int = 0
-    """Seed of weights, episodes and action noise."""
+    log_every: int = 10
+    checkpoint_every: int = 10
+    canvas_size: int = 64
+    """Side of the environment's canvas."""
+    iters: int = 500
+    """PPO iterations (rollout + update)."""
     env_id: Literal["paintrnn/Paint-v0", "paintrnn/PaintGrid-v0"] = "paintrnn/Paint-v0"
     """Environment: continuous strokes or SPIRAL's grid actions."""
     target: str = "mnist"
     """Target source of the environment ('mnist', 'texture:brick', ...)."""
     reward: Literal["l2_delta", "final_l2", "none"] = "l2_delta"
     """Environment reward ('none' with the GAN mode's discriminator reward)."""
-    data_dir: str | None = None
-    """Folder holding MNIST (env targets and the test digits used for evaluation)."""
-    canvas_size: int = 64
-    """Side of the environment's canvas."""
     image_size: int = 32
     """Side of the policy's (resized) input."""
-    strokes_per_step: int = 5
-    """k: strokes per step (continuous env)."""
-    steps: int = 2
-    """Steps per episode."""
-    hidden: int = 256
-    """LSTM state size."""
-    width: int = 32
-    """Channels of the encoder's first convolution."""
     num_envs: int = 64
     """Sub-environments of the native vector env."""
     episodes_per_rollout: int = 4
     """Whole episodes per sub-env in one rollout."""
-    iterations: int = 500
-    """PPO iterations (rollout + update)."""
     lr: float = 3e-4
     """Adam learning rate (linear decay to a tenth)."""
     update_epochs: int = 4
@@ -133,37 +94,49 @@ class PPOConfig:
     """Initial log standard deviation of the Gaussian on u (continuous)."""
     init_from: str | None = None
     """Optional painter checkpoint (e.g. a backprop run) to start from; None = from scratch."""
-    eval_size: int = 256
-    """MNIST test digits evaluated (deterministic policy, 64 px hard renderer) at each log."""
-    log_every: int = 10
-    """Iterations between metric lines."""
-    checkpoint_every: int = 10
-    """Iterations between checkpoints."""
-    progress: bool = True
-    """Show a progress bar."""
-    threads: int = 1
-    """torch CPU threads (0 = torch's default); one thread is much faster on a shared, busy CPU."""
+
+    RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = PainterRunConfig.RESUME_MAY_CHANGE | {"init_from"}
+    DEPRECATED_FLAGS: ClassVar[dict[str, str]] = {**PainterRunConfig.DEPRECATED_FLAGS, "--iterations": "--iters"}
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.group_size < 1 or self.num_envs % self.group_size:
             raise ValueError(f"--group-size {self.group_size} must be >= 1 and divide --num-envs {self.num_envs}")
 
     @staticmethod
     def quick() -> dict:
         """Overrides for a smoke run of a few seconds (tests, ``benchmark --quick``)."""
-        return dict(
-            num_envs=8,
-            episodes_per_rollout=1,
-            iterations=4,
-            hidden=32,
-            width=8,
-            image_size=16,
-            canvas_size=32,
-            eval_size=16,
-            log_every=2,
-            checkpoint_every=2,
-            progress=False,
-        )
+        quick = dict(num_envs=8, episodes_per_rollout=1, image_size=16, canvas_size=32)
+        return {**PainterRunConfig.quick(), **quick}
+
+
+class LearnedReward:
+    """A reward model trained alongside the painter, replacing the environment's reward (the GAN mode's
+    discriminator subclasses it). Built inside the run as ``cls(cfg, device)``; its state is checkpointed
+    beside the painter (``extra["hooks"]``), its networks are checked for non-finite weights."""
+
+    mode: str = ""
+    """The training mode a subclass makes (the GAN mode's: 'gan'): its checkpoints are of kind ``KINDS[mode]``."""
+
+    def reward(self, before: Tensor, after: Tensor, step: int, target: Tensor | None = None) -> Tensor:
+        """Reward ``(N,)`` for the step that turned ``before`` into ``after`` (float in [0, 1]; ``target`` or None)."""
+        raise NotImplementedError
+
+    def after_rollout(self, it: int) -> dict[str, float]:
+        """Train the reward model on what the rollout painted; return metrics to log."""
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Networks whose weights must stay finite (checked at every checkpoint)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """Tensors and primitives to checkpoint beside the painter."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        raise NotImplementedError
 
 
 def spec_of(cfg: PPOConfig, nvec: tuple[int, ...] = ()) -> PainterSpec:
@@ -181,31 +154,63 @@ def spec_of(cfg: PPOConfig, nvec: tuple[int, ...] = ()) -> PainterSpec:
 
 
 def make_env(cfg: PPOConfig, device: torch.device) -> gym.vector.VectorEnv:
-    """The native vector env, all episodes of ``cfg.steps`` steps, SAME_STEP autoreset."""
-    options = dict(
-        height=cfg.canvas_size,
-        width=cfg.canvas_size,
-        channels=1,
-        max_steps=cfg.steps,
-        target=None if cfg.target == "none" else cfg.target,
+    """The native vector env of ``cfg``, all episodes of ``cfg.steps`` steps, SAME_STEP autoreset."""
+    return make_vector_env(
+        cfg.num_envs,
+        env_id=cfg.env_id,
+        canvas_size=cfg.canvas_size,
+        steps=cfg.steps,
+        strokes_per_step=cfg.strokes_per_step,
+        target=cfg.target,
         reward=cfg.reward,
         data_dir=cfg.data_dir,
-        device=str(device),
-    )
-    if cfg.env_id.endswith("Paint-v0"):
-        options["strokes_per_step"] = cfg.strokes_per_step
-    return gym.make_vec(
-        cfg.env_id,
-        num_envs=cfg.num_envs,
-        vectorization_mode="vector_entry_point",
-        autoreset_mode="same_step",
-        **options,
+        device=device,
     )
 
 
-def obs_images(obs: dict, key: str, device: torch.device) -> Tensor:
-    """uint8 ``(N, H, W, C)`` observations -> uint8 ``(N, C, H, W)`` tensor on ``device``."""
-    return torch.from_numpy(obs[key]).to(device).permute(0, 3, 1, 2).contiguous()
+def train_ppo(cfg: PPOConfig, learned_reward: type[LearnedReward] | None = None) -> Painter:
+    """Train (or resume) a PPO painter; returns it. ``learned_reward`` replaces the env reward (GAN mode)."""
+    mode = learned_reward.mode if learned_reward is not None else "ppo"
+    with start_run(cfg, kind=KINDS[mode]) as run:
+        device = run.device
+        env = make_env(cfg, device)
+        space = env.single_action_space
+        nvec = tuple(int(n) for n in space.nvec) if hasattr(space, "nvec") else ()
+        spec = spec_of(cfg, nvec)
+        painter = Painter(spec).to(device)
+        if spec.action == "continuous":
+            with torch.no_grad():
+                painter.log_std.fill_(cfg.init_log_std)
+        if cfg.init_from:
+            painter.load_state_dict(load_model(cfg.init_from, device).state_dict())
+        opt = torch.optim.Adam(painter.parameters(), lr=cfg.lr, eps=1e-5)
+        learned = learned_reward(cfg, device) if learned_reward is not None else None
+        ckpt = run.resume(painter, opt)
+        if learned is not None and ckpt is not None:
+            learned.load_state_dict(ckpt["extra"]["hooks"])
+        test = mnist_digits("test", cfg.data_dir, n=cfg.eval_size) if cfg.target.startswith("mnist") else None
+        row: dict[str, float] = {}
+        for it in run.progress(range(run.start, cfg.iters), total=cfg.iters):
+            opt.param_groups[0]["lr"] = lr_schedule(it / cfg.iters, cfg.lr, 0.1 * cfg.lr, shape="linear")
+            batch = collect_rollout(cfg, env, painter, it, device, learned.reward if learned is not None else None)
+            stats = ppo_update(cfg, painter, opt, batch, it)
+            if learned is not None:
+                stats.update(learned.after_rollout(it))
+            done = it + 1
+            if due(done, cfg.log_every, cfg.iters):
+                row = {"episode_return": batch["returns_ep"], **stats}
+                if np.isfinite(batch["final_l2"]):  # envs with a target report their final L2 distance
+                    row["final_l2"] = batch["final_l2"]
+                if test is not None and spec.action == "continuous":
+                    with run.paused():
+                        row.update(eval_metrics(painter, test, cfg))
+                run.log(done, **row)
+            if due(done, cfg.checkpoint_every, cfg.iters):
+                extra = {"hooks": learned.state_dict()} if learned is not None else None
+                save_painter(run, done, painter, opt, mode, extra, learned.modules() if learned is not None else None)
+        env.close()
+        summary_keys = ("episode_return", "final_l2", "disc_loss", *(k for k in row if k.startswith("test_mse")))
+        return finish(run, painter, mode, cfg, **{k: row[k] for k in summary_keys if k in row})
 
 
 def log_prob_entropy(painter: Painter, out: PolicyOutput, action: Tensor) -> tuple[Tensor, Tensor]:
@@ -218,96 +223,6 @@ def log_prob_entropy(painter: Painter, out: PolicyOutput, action: Tensor) -> tup
     return lp, sum(c.entropy() for c in cats)
 
 
-def train_ppo(cfg: PPOConfig, hooks: PPOHooks | None = None) -> Painter:
-    """Train (or resume) a PPO painter; returns it. ``hooks`` replace the env reward (GAN mode)."""
-    device = resolve_device(cfg.device)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    run = Path(cfg.run_dir)
-    ckpt_path = run / "checkpoint.pt"
-    generator = seed_everything(cfg.seed)
-    env = make_env(cfg, device)
-    space = env.single_action_space
-    nvec = tuple(int(n) for n in space.nvec) if hasattr(space, "nvec") else ()
-    spec = spec_of(cfg, nvec)
-    painter = Painter(spec).to(device)
-    if spec.action == "continuous":
-        with torch.no_grad():
-            painter.log_std.fill_(cfg.init_log_std)
-    if cfg.init_from:
-        painter.load_state_dict(load_painter(cfg.init_from, device)[0].state_dict())
-    opt = torch.optim.Adam(painter.parameters(), lr=cfg.lr, eps=1e-5)
-    start, prior_minutes = 0, 0.0
-    if ckpt_path.is_file():
-        ckpt = load_checkpoint(ckpt_path, device, kind=KIND)
-        prior_minutes = ckpt["extra"].get("minutes", 0.0)
-        painter.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if hooks is not None:
-            hooks.load_state_dict(ckpt["extra"]["hooks"])
-        start = ckpt["step"]
-        set_rng_state(ckpt["rng"], generator)
-    run.mkdir(parents=True, exist_ok=True)
-    write_config(run / "config.json", cfg)
-    logger = MetricsLogger(run / "metrics.jsonl", resume_step=start if start else None)
-    test = load_targets_for(cfg)
-    t0 = time.time()
-    for it in progress(range(start, cfg.iterations), enabled=cfg.progress, initial=start, total=cfg.iterations):
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * (1 - 0.9 * it / cfg.iterations)
-        batch = collect_rollout(cfg, env, painter, it, device, hooks.reward if hooks is not None else None)
-        stats = ppo_update(cfg, painter, opt, batch, it)
-        if hooks is not None:
-            stats.update(hooks.after_rollout(it))
-        done = it + 1
-        if done % cfg.log_every == 0 or done == cfg.iterations:
-            row = {
-                "episode_return": batch["returns_ep"],
-                **stats,
-                "minutes": prior_minutes + (time.time() - t0) / 60,
-            }
-            if np.isfinite(batch["final_l2"]):  # envs with a target report their final L2 distance
-                row["final_l2"] = batch["final_l2"]
-            if test is not None and spec.action == "continuous":
-                mse = evaluate_mse(painter, test, cfg.steps * cfg.strokes_per_step)
-                row.update(
-                    {
-                        f"test_mse_{n}": mse[n - 1]
-                        for n in range(cfg.strokes_per_step, len(mse) + 1, cfg.strokes_per_step)
-                    }
-                )
-            logger.log(done, **row)
-        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-            extra = {
-                "spec": dataclasses.asdict(spec),
-                "mode": hooks.mode if hooks is not None else "ppo",
-                "minutes": prior_minutes + (time.time() - t0) / 60,
-            }
-            if hooks is not None:
-                extra["hooks"] = hooks.state_dict()
-            save_checkpoint(
-                ckpt_path,
-                kind=KIND,
-                config=cfg,
-                model=painter,
-                optimizer=opt,
-                step=done,
-                generator=generator,
-                extra=extra,
-            )
-            plot_metrics(run / "metrics.jsonl", run / "curves.png")
-    env.close()
-    return painter
-
-
-def load_targets_for(cfg: PPOConfig) -> Tensor | None:
-    """MNIST test digits for evaluation when the env paints MNIST targets, else None."""
-    if not cfg.target.startswith("mnist"):
-        return None
-    images, _ = load_mnist("test", cfg.data_dir, source="auto")
-    return torch.from_numpy(np.ascontiguousarray(images[: cfg.eval_size]))[:, None]
-
-
 @torch.no_grad()
 def collect_rollout(
     cfg: PPOConfig,
@@ -315,9 +230,10 @@ def collect_rollout(
     painter: Painter,
     it: int,
     device: torch.device,
-    reward_fn: RewardFn | None = None,
+    reward_fn: Callable[[Tensor, Tensor, int, Tensor | None], Tensor] | None = None,
 ) -> dict:
-    """Play ``episodes_per_rollout`` aligned episodes in every sub-env; returns tensors ``(E, T, N, ...)``."""
+    """Play ``episodes_per_rollout`` aligned episodes in every sub-env; returns tensors ``(E, T, N, ...)``.
+    ``reward_fn(before, after, step, target)`` (float images in [0, 1]) replaces the env's reward when given."""
     E, T, N = cfg.episodes_per_rollout, cfg.steps, cfg.num_envs
     keys = ("canvas", "target", "action", "logp", "value", "reward")
     buf: dict[str, list] = {k: [] for k in keys}

@@ -21,12 +21,15 @@ order; sampling then takes `slope * (H - 1) + W` batched steps, e.g. 1021 for 25
 Training knows every pixel in advance, so there the layers run on anti-diagonals (`H + W - 1` steps);
 a layer's output does not depend on the slope of its wavefront.
 
-Images are integer tensors `(B, H, W, C)` with values in `0 .. 255`.
+Images are integer tensors `(B, H, W, C)` with values in `0 .. 255`. A trained model comes back from its
+checkpoint with :func:`load_model`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -35,8 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from paintrnn.config import config_from_dict
 from paintrnn.distributions import DiscretizedLogisticMixture
 from paintrnn.slstm import SpatialLSTM, front_rows, num_fronts
+from paintrnn.training import load_checkpoint
+
+KIND = "texture"
+"""The checkpoint kind of texture models."""
+OLDER_CHECKPOINTS = {"head_layers": 1, "up_right": False}
+"""Architecture fields that checkpoints written before they existed lack, with the values those models had."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,17 @@ class TextureModel(nn.Module):
     def bits_per_dim(self, values: Tensor) -> Tensor:
         """Mean negative log-likelihood in bits per pixel and channel (a scalar)."""
         return -self.log_prob(values).mean() / (math.log(2) * self.config.channels)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TextureModel:
+    """A trained :class:`TextureModel` (in eval mode, on ``device``) from a checkpoint written by the texture
+    trainer; older checkpoints that lack later architecture fields get those models' values."""
+    ckpt = load_checkpoint(path, device, kind=KIND)
+    fields = {f.name for f in dataclasses.fields(TextureModelConfig)}
+    values = {**OLDER_CHECKPOINTS, **{k: v for k, v in ckpt["config"].items() if k in fields}}
+    model = TextureModel(config_from_dict(TextureModelConfig, values)).to(device)
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
 
 
 def _fronts(

@@ -3,9 +3,10 @@
     python scripts/train_texture.py --texture grass --flips hv --run-dir runs/grass
     torchrun --nproc-per-node 2 scripts/train_texture.py --texture brick   # data-parallel (DDP)
 
-The run directory gets `config.json`, `metrics.jsonl`, `curves.png`, `checkpoint.pt` (atomic, resumed
-from automatically), `samples.png` (source crops beside synthesised textures) and, with `--gifs`,
-`sampling.gif` and `inpainting.gif`.
+The run folder (:mod:`paintrnn.run`) gets `config.json`, `metrics.jsonl`, `curves.png`, `checkpoint.pt`
+(atomic; a rerun continues from it exactly, see `--resume`), `samples.png` (source crops beside synthesised
+textures) and, with `--gifs`, `sampling.gif` and `inpainting.gif`. Load the trained model with
+:func:`paintrnn.agents.texture.load_model`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from paintrnn.agents.texture import (
+    KIND,
     TextureModel,
     TextureModelConfig,
     check_images,
@@ -30,45 +31,33 @@ from paintrnn.agents.texture import (
     sampling_frames,
 )
 from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
-from paintrnn.config import config_from_dict, parse_config
+from paintrnn.config import parse_config
 from paintrnn.data import IMAGE_SUFFIXES, DataError, load_image, texture_path
 from paintrnn.media import image_grid, save_png, side_by_side, write_gif
-from paintrnn.training import (
-    CheckpointError,
-    MetricsLogger,
-    all_reduce_mean,
-    check_finite,
-    cleanup_distributed,
-    load_checkpoint,
-    plot_metrics,
-    progress,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-    setup_distributed,
-    write_config,
-)
-
-KIND = "texture"
-OLDER_CHECKPOINTS = {"head_layers": 1, "up_right": False}
-"""Architecture fields that checkpoints written before they existed lack, with the values those models had."""
-RESUMABLE_CHANGES = frozenset({"progress", "gifs", "sample_size", "resume", "device", "threads"})
-"""Config fields a resumed run may change (they do not alter the training trajectory)."""
+from paintrnn.run import RunConfig, lr_schedule, start_run
+from paintrnn.training import all_reduce_mean, plot_metrics
 
 
 @dataclass(frozen=True)
-class TrainConfig(TextureModelConfig):
-    """Train a spatial LSTM texture model (the architecture fields come first)."""
+class TrainConfig(TextureModelConfig, RunConfig):
+    """Train a spatial LSTM texture model (the run options first, then the architecture, then training)."""
 
+    run_dir: str = "runs/texture"
+    """Run folder: config.json, metrics.jsonl, curves.png, checkpoint.pt, samples.png and the GIFs."""
+    log_every: int = 25
+    """Optimiser steps between metric lines."""
+    checkpoint_every: int = 250
+    """Optimiser steps between checkpoints (one is also written at the end)."""
     texture: str = "brick"
     """A bundled texture (brick, grass), an image file, or a folder of images."""
     crop: int = 32
     """Side of the square training crops."""
     batch_size: int = 16
     """Crops per step (per process under torchrun)."""
-    steps: int = 3200
-    """Optimisation steps."""
+    iters: int = 3200
+    """Optimiser steps (training iterations)."""
     lr: float = 1e-2
     """Peak Adam learning rate (cosine decay to 5% of it)."""
     warmup: int = 0
@@ -81,38 +70,27 @@ class TrainConfig(TextureModelConfig):
     """Fraction of every image's bottom rows kept out of training and used for held-out bits/pixel."""
     eval_every: int = 250
     """Steps between held-out evaluations (when holdout > 0)."""
-    log_every: int = 25
-    """Steps between metric lines."""
-    checkpoint_every: int = 250
-    """Steps between checkpoints."""
     sample_size: int = 96
     """Side of the textures synthesised at the end of training."""
     gifs: bool = False
     """Also write sampling.gif and inpainting.gif at the end."""
-    run_dir: str = "runs/texture"
-    """Output folder (checkpoint, metrics, plots, samples)."""
-    resume: bool = True
-    """Continue from run_dir/checkpoint.pt when it exists."""
-    seed: int = 0
-    """Random seed (crops, initialisation, samples)."""
-    device: str = "auto"
-    """cpu, cuda or auto."""
-    threads: int = 1
-    """CPU threads for torch (the per-front ops are small: one thread is fastest on a shared CPU)."""
-    progress: bool = True
-    """Show a progress bar."""
+
+    RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = RunConfig.RESUME_MAY_CHANGE | {"eval_every", "sample_size", "gifs"}
+    """Also the held-out evaluation's spacing and the outputs written at the end: none alters training."""
+    DEPRECATED_FLAGS: ClassVar[dict[str, str]] = {**RunConfig.DEPRECATED_FLAGS, "--steps": "--iters"}
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("crop", "batch_size", "steps", "eval_every", "log_every", "checkpoint_every", "threads"):
+        TextureModelConfig.__post_init__(self)
+        RunConfig.__post_init__(self)
+        for name in ("crop", "batch_size", "iters", "eval_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.warmup < self.steps:
-            raise ValueError(f"warmup must be in [0, steps), got {self.warmup}")
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup < self.iters:
+            raise ValueError(f"--warmup must be in [0, iters), got {self.warmup}")
         if not 0.0 <= self.holdout < 1.0:
-            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+            raise ValueError(f"--holdout must be in [0, 1), got {self.holdout}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
 
     def model_config(self) -> TextureModelConfig:
         """The architecture part of this config."""
@@ -186,95 +164,72 @@ def evaluate_bits(model: TextureModel, crops: torch.Tensor, batch_size: int = 16
     return total / len(crops)
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> TextureModel:
-    """A trained `TextureModel` from a checkpoint written by `train`."""
-    ckpt = load_checkpoint(path, map_location, kind=KIND)
-    fields = {f.name for f in dataclasses.fields(TextureModelConfig)}
-    values = {**OLDER_CHECKPOINTS, **{k: v for k, v in ckpt["config"].items() if k in fields}}
-    model = TextureModel(config_from_dict(TextureModelConfig, values))
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
-
-
-def lr_at(step: int, steps: int, lr: float, warmup: int = 0) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay from `lr` to 5% of it at `steps`."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    frac = (step - warmup) / (steps - warmup)
-    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+def lr_at(step: int, iters: int, lr: float, warmup: int = 0) -> float:
+    """The learning rate of optimiser step ``step`` (from 0) of ``iters``: a linear warm-up over ``warmup`` steps
+    that reaches ``lr`` at its last step, then a cosine decay from ``lr`` to 5% of it at ``iters``."""
+    done = step + 1 if step < warmup else step  # the warm-up's k-th step runs at k / warmup of the peak
+    return lr_schedule(done / iters, lr, 0.05 * lr, warmup / iters)
 
 
 def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
-    """Train (or resume) a texture model; returns it (unwrapped, on its device) and a summary dict."""
-    info = setup_distributed(cfg.device)
-    torch.set_num_threads(cfg.threads)
-    generator = seed_everything(cfg.seed + info.rank)
-    images = load_textures(cfg.texture, cfg.channels)
-    parts = [split_rows(img, cfg.holdout) for img in images]
-    sampler = CropSampler([p[0] for p in parts], cfg.crop, cfg.batch_size, cfg.flips, generator)
-    held_out = None
-    if cfg.holdout > 0:
-        held_out = eval_crops([p[1] for p in parts], min(2 * cfg.crop, *(p[1].shape[0] for p in parts)))
+    """Train (or resume, see ``--resume``) a texture model. Returns it (unwrapped, on its device, in eval mode)
+    and a summary: ``iters``, ``resumed_from``, ``test_bits_per_pixel`` (with a holdout), ``minutes`` of
+    training and ``summary_line``, the run's one summary line."""
+    with start_run(cfg, kind=KIND) as run:
+        info = run.info
+        images = load_textures(cfg.texture, cfg.channels)
+        parts = [split_rows(img, cfg.holdout) for img in images]
+        # Rank 0 draws its crops from the run's generator (saved in checkpoints); other ranks need streams of
+        # their own.
+        crops = run.generator if info.rank == 0 else torch.Generator().manual_seed(cfg.seed + info.rank)
+        sampler = CropSampler([p[0] for p in parts], cfg.crop, cfg.batch_size, cfg.flips, crops)
+        held_out = None
+        if cfg.holdout > 0:
+            held_out = eval_crops([p[1] for p in parts], min(2 * cfg.crop, *(p[1].shape[0] for p in parts)))
 
-    run = Path(cfg.run_dir)
-    model = TextureModel(cfg.model_config()).to(info.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start, ckpt_path = 0, run / "checkpoint.pt"
-    if cfg.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, info.device, kind=KIND)
-        changed = sorted(k for k, v in dataclasses.asdict(cfg).items()
-                         if k not in RESUMABLE_CHANGES and ckpt["config"].get(k) != v)
-        if changed:
-            raise CheckpointError(f"{ckpt_path} was written with a different config (fields {changed}); "
-                                  "use another --run-dir or --no-resume")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"], generator)
-        start = ckpt["step"]
-        if info.rank:  # the checkpoint holds rank 0's crop generator; other ranks need their own stream
-            generator.manual_seed(cfg.seed + 1_000_003 * info.rank + start)
-    if info.is_main:
-        write_config(run / "config.json", cfg)
-    logger = MetricsLogger(run / "metrics.jsonl", resume_step=start if start else None, enabled=info.is_main)
-    net = DistributedDataParallel(model) if info.distributed else model
+        model = TextureModel(cfg.model_config()).to(run.device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        if run.resume(model, opt) is not None and info.rank:  # the checkpoint holds rank 0's crop generator
+            crops.manual_seed(cfg.seed + 1_000_003 * info.rank + run.start)
+        net = DistributedDataParallel(model) if info.distributed else model
 
-    def save(step: int) -> None:
-        if info.is_main:
-            save_checkpoint(ckpt_path, kind=KIND, config=cfg, model=model, optimizer=opt, step=step,
-                            generator=generator)
+        bar = tqdm(range(run.start, cfg.iters), initial=run.start, total=cfg.iters, desc=KIND, dynamic_ncols=True,
+                   disable=not (cfg.progress and run.is_main))  # fmt: skip
+        for step in bar:
+            lr = lr_at(step, cfg.iters, cfg.lr, cfg.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            batch = sampler().to(run.device)  # (B, S, S, C)
+            params = net(batch)
+            loss = -model.dist.log_prob(params, batch).mean() / (math.log(2) * cfg.channels)  # bits/pixel
+            run.check_finite(loss, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.iters:
+                metrics = {"train_bits_per_pixel": float(all_reduce_mean(loss.detach())), "lr": lr,
+                           "grad_norm": grad_norm}
+                if held_out is not None and (done % cfg.eval_every == 0 or done == cfg.iters):
+                    with run.paused():
+                        metrics["test_bits_per_pixel"] = evaluate_bits(model, held_out)
+                run.log(done, **metrics)
+                bar.set_postfix(bits=f"{metrics['train_bits_per_pixel']:.3f}")
+            if done % cfg.checkpoint_every == 0 or done == cfg.iters:
+                run.save(done, model, opt)
+        bar.close()
 
-    t0 = time.perf_counter()
-    for step in progress(range(start, cfg.steps), enabled=info.is_main and cfg.progress, initial=start,
-                         total=cfg.steps, desc="texture"):
-        lr = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        batch = sampler().to(info.device)  # (B, S, S, C)
-        params = net(batch)
-        loss = -model.dist.log_prob(params, batch).mean() / (math.log(2) * cfg.channels)  # bits/pixel
-        check_finite(loss, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            metrics = {"train_bits_per_pixel": all_reduce_mean(loss.detach()), "lr": lr, "grad_norm": grad_norm,
-                       "seconds": time.perf_counter() - t0}
-            if held_out is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
-                metrics["test_bits_per_pixel"] = evaluate_bits(model, held_out)
-            logger.log(done, **metrics)
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save(done)
-    seconds = time.perf_counter() - t0
-    summary = {"steps": cfg.steps, "resumed_from": start, "train_seconds": seconds}
-    if held_out is not None:
-        summary["test_bits_per_pixel"] = evaluate_bits(model, held_out)
-    if info.is_main:
-        plot_metrics(run / "metrics.jsonl", run / "curves.png")
-        write_outputs(model, cfg, [p[0] for p in parts])
-    cleanup_distributed()
-    return model.eval(), summary
+        summary: dict = {"iters": cfg.iters, "resumed_from": run.start}
+        with run.paused():
+            if held_out is not None:
+                summary["test_bits_per_pixel"] = evaluate_bits(model, held_out)
+            if run.is_main:
+                plot_metrics(run.dir / "metrics.jsonl", run.dir / "curves.png")
+                write_outputs(model, cfg, [p[0] for p in parts])
+        summary["summary_line"] = run.summary(**summary)
+        summary["minutes"] = run.elapsed / 60
+        return model.eval(), summary
 
 
 def write_outputs(model: TextureModel, cfg: TrainConfig, images: Sequence[np.ndarray]) -> None:
@@ -302,9 +257,10 @@ def inpainting_example(image: np.ndarray, size: int) -> tuple[torch.Tensor, torc
     return crop, missing
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: `python scripts/train_texture.py --help`."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: `python scripts/train_texture.py --help`. Prints the run's summary line; returns 0."""
     cfg = parse_config(TrainConfig, argv, prog="train_texture")
     _, summary = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+        print(summary["summary_line"])
+    return 0

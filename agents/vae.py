@@ -3,18 +3,23 @@
 One diagonal Gaussian latent of ``steps x z_size`` dimensions (DRAW's total), an MLP encoder and decoder
 with two hidden layers, and a Bernoulli image model. Its interface matches :class:`paintrnn.agents.draw.DRAW`
 where the trainer needs it: ``forward`` returns a :class:`~paintrnn.agents.draw.DrawOutput` (negative ELBO
-in nats per image), and ``log_weights`` / ``iwae_nll`` / ``sample`` exist.
+in nats per image), and ``log_weights`` / ``iwae_nll`` / ``sample`` exist. :func:`load_model` rebuilds a
+trained one from its checkpoint (``kind`` "vae", written by ``scripts/train_draw.py --vae``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from paintrnn.agents.draw import DrawConfig, DrawOutput, check_images, gaussian_kl
 from torch import Tensor, nn
+
+from paintrnn.config import config_from_dict
+from paintrnn.training import inference_weights, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -87,3 +92,14 @@ class VAE(nn.Module):
         w = self.decoder[0].weight
         z = torch.randn(n, self.config.z_size, generator=generator, dtype=w.dtype).to(device or w.device)
         return self.decoder(z).view(1, n, 1, self.config.height, self.config.width), None
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> VAE:
+    """The baseline VAE of a checkpoint written by ``scripts/train_draw.py --vae`` (``kind`` "vae"), in eval mode
+    on ``device``, with its averaged weights when the run kept an average. The checkpoint holds the DRAW model
+    whose latent budget it matches (``config["model"]``) and the hidden size (``config["train"]["vae_hidden"]``)."""
+    ckpt = load_checkpoint(path, map_location=device, kind="vae")
+    draw = config_from_dict(DrawConfig, ckpt["config"]["model"])
+    model = VAE(VAEConfig.matching(draw, ckpt["config"]["train"].get("vae_hidden", 500)))
+    model.load_state_dict(inference_weights(ckpt))
+    return model.to(device).eval()

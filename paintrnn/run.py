@@ -15,7 +15,7 @@ options) and its ``train`` function keeps its loop explicit, inside one context:
             opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
             ckpt = run.resume(model, opt)                    # None on a fresh start
             for it in run.progress(range(run.start, cfg.iters), total=cfg.iters, desc="texture"):
-                opt.param_groups[0]["lr"] = cosine_lr(it / cfg.iters, cfg.lr, 0.05 * cfg.lr)
+                opt.param_groups[0]["lr"] = lr_schedule(it / cfg.iters, cfg.lr, 0.05 * cfg.lr)
                 loss = ...
                 run.check_finite(loss, it)
                 if (it + 1) % cfg.log_every == 0:
@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
+from tqdm.auto import tqdm
 
 from paintrnn.training import (
     CheckpointError,
@@ -56,7 +57,6 @@ from paintrnn.training import (
     check_finite,
     cleanup_distributed,
     load_checkpoint,
-    progress,
     save_checkpoint,
     seed_everything,
     set_rng_state,
@@ -132,14 +132,20 @@ def config_differences(cfg: RunConfig, saved: dict[str, Any]) -> list[str]:
     return diffs
 
 
-def cosine_lr(frac: float, peak: float, final: float, warmup_frac: float = 0.0) -> float:
-    """The one learning-rate schedule: linear warm-up over the first ``warmup_frac`` of training, then a
-    cosine from ``peak`` to ``final`` (absolute) at ``frac = 1``; ``frac`` is the fraction of training done
-    (by steps, epochs or time, as the trainer measures it) and is clipped to [0, 1]."""
+def lr_schedule(
+    frac: float, peak: float, final: float, warmup_frac: float = 0.0, shape: Literal["cosine", "linear"] = "cosine"
+) -> float:
+    """The one learning-rate schedule: linear warm-up over the first ``warmup_frac`` of training, then a cosine
+    (or a straight line, ``shape="linear"``) from ``peak`` to ``final`` (absolute) at ``frac = 1``. ``frac`` is
+    the fraction of training done (by iterations, epochs or time, as the trainer measures it), clipped to [0, 1]."""
     frac = min(max(frac, 0.0), 1.0)
     if frac < warmup_frac:
         return peak * frac / warmup_frac
-    t = (frac - warmup_frac) / (1.0 - warmup_frac) if warmup_frac < 1 else 1.0
+    t = (frac - warmup_frac) / (1.0 - warmup_frac) if warmup_frac < 1 else 0.0
+    if shape == "linear":
+        return peak + (final - peak) * t
+    if shape != "cosine":
+        raise ValueError(f"shape must be 'cosine' or 'linear', got {shape!r}")
     return final + (peak - final) * 0.5 * (1 + math.cos(math.pi * t))
 
 
@@ -195,6 +201,7 @@ class Run:
         self.checkpoint: dict[str, Any] | None = None
         self._elapsed = 0.0
         self._clock: float | None = None
+        self._paused = False
         self.logger: MetricsLogger | None = None
 
     @property
@@ -252,13 +259,13 @@ class Run:
     @property
     def elapsed(self) -> float:
         """Training seconds so far (this and earlier processes), evaluation time excluded."""
-        if self._clock is None:
+        if self._clock is None or self._paused:
             return self._elapsed
         return self._elapsed + time.perf_counter() - self._clock
 
     def sync_clock(self) -> float:
         """:attr:`elapsed` after the device has run its queued work (CUDA runs asynchronously)."""
-        if self._clock is not None:
+        if self._clock is not None and not self._paused:
             now = synced_clock(self.device)
             self._elapsed += now - self._clock
             self._clock = now
@@ -267,10 +274,15 @@ class Run:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Time spent inside (evaluation, plots, GIFs) does not count as training time."""
+        if self._paused:  # nested: the outer pause already stopped the clock
+            yield
+            return
         self.sync_clock()
+        self._paused = True
         try:
             yield
         finally:
+            self._paused = False
             if self._clock is not None:
                 self._clock = synced_clock(self.device)
 
@@ -283,10 +295,11 @@ class Run:
         self.logger.log(step, **row)
         return row
 
-    def progress(self, iterable: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterator[T]:
-        """A progress bar over the remaining iterations (starting at :attr:`start`), on rank 0 only."""
-        return progress(iterable, enabled=self.cfg.progress and self.is_main, initial=self.start, total=total,
-                        desc=desc or self.kind)  # fmt: skip
+    def progress(self, iterable: Iterable[T], total: int | None = None, desc: str | None = None) -> tqdm:
+        """A tqdm bar over the remaining iterations (starting at :attr:`start`), on rank 0 only; iterate over it
+        and show the loss with its ``set_postfix``."""
+        return tqdm(iterable, disable=not (self.cfg.progress and self.is_main), initial=self.start, total=total,
+                    desc=desc or self.kind, dynamic_ncols=True)  # fmt: skip
 
     def check_finite(self, loss: torch.Tensor, step: int) -> None:
         """Stop with :class:`~paintrnn.training.NonFiniteLossError` on a NaN or infinite loss."""

@@ -225,6 +225,16 @@ def inference_weights(ckpt: dict) -> dict[str, torch.Tensor]:
     return ckpt.get("extra", {}).get("ema") or ckpt["model"]
 
 
+def _holds_tensor(value: Any) -> bool:
+    if torch.is_tensor(value):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tensor(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_tensor(v) for v in value)
+    return False
+
+
 def export_weights(
     src: str | os.PathLike, dst: str | os.PathLike, half: bool | None = None, half_above_mb: float = 4.0
 ) -> dict[str, Any]:
@@ -252,7 +262,7 @@ def export_weights(
         "config": ckpt["config"],
         "model": weights,
         "step": ckpt.get("step", 0),
-        "extra": {k: v for k, v in ckpt.get("extra", {}).items() if not (torch.is_tensor(v) or isinstance(v, dict))},
+        "extra": {k: v for k, v in ckpt.get("extra", {}).items() if not _holds_tensor(v)},  # not ema, rng, ...
         "half_keys": half_keys,
     }
     atomic_torch_save(_seal(payload), dst)

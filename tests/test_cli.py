@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 from paintrnn.agents.cli import BENCH, TRAIN, build_parser, main
-from paintrnn.agents.demo import FAMILIES, bundled_checkpoint, load_any
+from paintrnn.agents.demo import FAMILIES, load_any
 from PIL import Image
 
+import paintrnn
+from paintrnn.hub import checkpoint_path
 from paintrnn.training import CheckpointError, export_weights, load_checkpoint, save_checkpoint
 
 
@@ -117,46 +119,59 @@ def test_export_weights_refuses_float16_overflow(tmp_path):
 
 
 def test_shipped_checkpoints_are_small_and_load():
-    paths = [bundled_checkpoint(kind) for kind in FAMILIES]
+    assert set(FAMILIES) <= set(paintrnn.available_models())  # the demo shows shipped models
+    paths = [checkpoint_path(kind) for kind in FAMILIES]
     assert sum(p.stat().st_size for p in paths) < 10e6
     for kind, path in zip(FAMILIES, paths):
         raw = torch.load(path, weights_only=True)
         assert "optimizer" not in raw and "rng" not in raw
-        loaded = load_any(path)
-        assert loaded.kind == kind
-        assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in loaded.model.parameters())
-    with pytest.raises(ValueError, match="kind must be one of"):
-        bundled_checkpoint("unicorn")
+        for loaded in (load_any(path), load_any(kind)):
+            assert loaded.kind == loaded.family == kind and not loaded.model.training
+            assert loaded.config == raw["config"]
+            assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in loaded.model.parameters())
+    with pytest.raises(ValueError, match="unknown model 'unicorn'"):
+        load_any("unicorn")
 
 
 def test_gif_and_sample_for_every_shipped_kind(tmp_path):
     threads = torch.get_num_threads()
-    for kind in FAMILIES:
+    for kind in FAMILIES:  # by name
         out = tmp_path / f"{kind}.gif"
-        assert main(["gif", str(bundled_checkpoint(kind)), "--out", str(out), "--n", "2"]) == 0
+        assert main(["gif", kind, "--out", str(out), "--n", "2"]) == 0
         assert gif_frames(out) > 1
     assert torch.get_num_threads() == threads  # --threads 1 held only during the command
     for kind in ("draw", "painter", "texture"):
         png = tmp_path / f"{kind}.png"
-        assert main(["sample", str(bundled_checkpoint(kind)), "--out", str(png), "--n", "4"]) == 0
+        assert main(["sample", str(checkpoint_path(kind)), "--out", str(png), "--n", "4"]) == 0  # by path
         image = np.asarray(Image.open(png))
         assert image.ndim >= 2 and image.std() > 0  # not a blank picture
     with pytest.raises(ValueError, match="no sample grid"):
-        main(["sample", str(bundled_checkpoint("glimpse")), "--out", str(tmp_path / "g.png")])
+        main(["sample", "glimpse", "--out", str(tmp_path / "g.png")])
 
 
 def test_gif_into_a_folder_writes_the_full_set_for_draw(tmp_path):
-    assert main(["gif", str(bundled_checkpoint("draw")), "--out", str(tmp_path), "--n", "4"]) == 0
+    assert main(["gif", "draw", "--out", str(tmp_path), "--n", "4"]) == 0
     assert gif_frames(tmp_path / "draw_samples.gif") > 1 and gif_frames(tmp_path / "draw_reconstructions.gif") > 1
-    assert main(["gif", str(bundled_checkpoint("glimpse")), "--out", str(tmp_path / "sub"), "--n", "1"]) == 0
+    assert main(["gif", str(checkpoint_path("glimpse")), "--out", str(tmp_path / "sub"), "--n", "1"]) == 0
     assert gif_frames(tmp_path / "sub" / "glimpse.gif") > 1
+
+
+def test_gif_and_sample_of_a_run_folder(tmp_path, monkeypatch):
+    run = tmp_path / "runs" / "texture"
+    run.mkdir(parents=True)
+    shutil.copy(checkpoint_path("texture"), run / "checkpoint.pt")
+    monkeypatch.chdir(tmp_path)
+    assert main(["gif", str(run), "--n", "1"]) == 0
+    assert gif_frames(tmp_path / "texture.gif") > 1  # named after the kind
+    assert main(["sample", "runs/texture", "--n", "1"]) == 0
+    assert (tmp_path / "texture_samples.png").is_file()
 
 
 def test_bad_counts_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="must be >= 1"):
-        main(["gif", str(bundled_checkpoint("texture")), "--out", str(tmp_path / "t.gif"), "--n", "0"])
+        main(["gif", "texture", "--out", str(tmp_path / "t.gif"), "--n", "0"])
     with pytest.raises(ValueError, match="must be >= 1"):
-        main(["sample", str(bundled_checkpoint("draw")), "--out", str(tmp_path / "d.png"), "--n", "-3"])
+        main(["sample", "draw", "--out", str(tmp_path / "d.png"), "--n", "-3"])
 
 
 def test_gif_of_a_foreign_file_is_a_clear_error(tmp_path):
@@ -164,6 +179,10 @@ def test_gif_of_a_foreign_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         main(["gif", str(bad)])
+    with pytest.raises(ValueError, match="unknown model 'unicorn'"):
+        main(["gif", "unicorn"])
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        main(["sample", str(tmp_path / "missing.pt")])
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -10,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,13 +17,25 @@ import numpy as np
 import pytest
 import torch
 from paintrnn.agents import draw_eval, draw_train
-from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, gaussian_kl, lstm_step, model_flops_per_image, preset
-from paintrnn.agents.draw_gif import READ_COLOUR, WRITE_COLOUR, load_draw, reconstruction_frames, sample_frames
+from paintrnn.agents import vae as vae_module
+from paintrnn.agents.draw import (
+    DRAW,
+    PRESETS,
+    DrawConfig,
+    gaussian_kl,
+    load_model,
+    lstm_step,
+    model_flops_per_image,
+    preset,
+)
+from paintrnn.agents.draw_gif import READ_COLOUR, WRITE_COLOUR, reconstruction_frames, sample_frames
 from paintrnn.agents.vae import VAE, VAEConfig
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from paintrnn.data import binarize_fixed, load_mnist
 from paintrnn.training import CheckpointError, NonFiniteLossError, load_checkpoint, read_metrics
+
+SHIPPED = Path(__file__).resolve().parents[1] / "paintrnn" / "assets" / "checkpoints" / "draw.pt"
 
 TINY = preset("tiny", height=12, width=10)
 
@@ -306,38 +318,61 @@ def test_bad_images_are_clear_errors(x, match):
 def train_args(out: Path, *extra: str) -> list[str]:
     return [
         "--preset", "tiny", "--data-source", "sample", "--train-images", "200", "--test-images", "40",
-        "--batch-size", "20", "--epochs", "2", "--iwae-k", "0", "--out", str(out), "--no-progress",
-        "--log-every", "2", "--ckpt-every", "3", "--device", "cpu", "--threads", "1", *extra,
+        "--batch-size", "20", "--epochs", "2", "--iwae-k", "0", "--run-dir", str(out), "--no-progress",
+        "--log-every", "2", "--checkpoint-every", "3", "--device", "cpu", "--threads", "1", *extra,
     ]  # fmt: skip
 
 
 def test_resume_after_kill_gives_the_same_result(tmp_path):
     full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a")))
-    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", "--max-steps", "7"))
+    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", "--max-iters", "7"))
     draw_train.train(cut)  # 'killed' after step 7 (a checkpoint at 6 and at 7)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 7
-    resumed = draw_train.train(replace(cut, max_steps=None))
-    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+    legacy = load_checkpoint(tmp_path / "b" / "checkpoint.pt")  # as the trainer wrote it before the run skeleton
+    del legacy["run_config"]
+    old_names = {new: old for old, new in draw_train.LEGACY_FIELDS.items()}
+    legacy["config"]["train"] = {old_names.get(k, k): v for k, v in legacy["config"]["train"].items()}
+    legacy["config"]["train"].update(resume=True, threads=None)
+    assert "out" in legacy["config"]["train"] and "run_dir" not in legacy["config"]["train"]
+    (tmp_path / "c").mkdir()
+    torch.save(legacy, tmp_path / "c" / "checkpoint.pt")
+    resumed = draw_train.train(replace(cut, max_iters=None))
+    old_resumed = draw_train.train(replace(cut, max_iters=None, run_dir=str(tmp_path / "c")))
+    for (name, a), (_, b), (_, c) in zip(*(m.state_dict().items() for m in (full, resumed, old_resumed))):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(a, c, rtol=0, atol=0, msg=name)
     rows_a, rows_b = (read_metrics(tmp_path / d / "metrics.jsonl") for d in "ab")
     assert [(r["step"], r.get("loss"), r.get("test_nelbo")) for r in rows_a] == [
         (r["step"], r.get("loss"), r.get("test_nelbo")) for r in rows_b
     ]
     report = json.loads((tmp_path / "b" / "eval.json").read_text())
     assert report["epochs"] == 2 and report["test_images"] == 40 and math.isfinite(report["test_nelbo"])
-    assert load_draw(tmp_path / "b" / "checkpoint.pt").config == full.config
-    draw_train.train(replace(cut, max_steps=None, eval_only=True, iwae_k=3, elbo_samples=3))  # no training
+    assert load_model(tmp_path / "b" / "checkpoint.pt").config == full.config
+    draw_train.train(replace(cut, max_iters=None, eval_only=True, iwae_k=3, elbo_samples=3))  # no training
     again = json.loads((tmp_path / "b" / "eval.json").read_text())
-    assert again["steps"] == report["steps"] and again["test_iwae3"] < again["test_nelbo"] + 5
+    assert again["iters"] == report["iters"] == 20 and again["test_iwae3"] < again["test_nelbo"] + 5
     assert again["elbo_samples"] == 3 and 0 < again["test_nelbo_mc_se"] < 5
 
 
+def clock_of_forward_passes(monkeypatch) -> None:
+    """Make time pass only in DRAW's forward passes, one second each: a training step takes a second, and so does
+    each batch of an evaluation (which training time must leave out); reading the clock takes no time."""
+    now = {"s": 0.0}
+
+    class Timed(DRAW):
+        def forward(self, x, noise=None, step_fn=None):
+            now["s"] += 1
+            return super().forward(x, noise, step_fn)
+
+    monkeypatch.setattr(draw_train, "DRAW", Timed)
+    monkeypatch.setattr(time, "perf_counter", lambda: now["s"])
+
+
 def test_images_per_s_counts_training_time_only_also_after_a_resume(tmp_path, monkeypatch):
-    clock = itertools.count()  # a clock that ticks once per reading: one tick per training step
-    monkeypatch.setattr(draw_train.time, "perf_counter", lambda: float(next(clock)))
-    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path, "--max-steps", "7"))
+    clock_of_forward_passes(monkeypatch)
+    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path, "--max-iters", "7"))
     draw_train.train(cut)  # stops between two logs (every 2 steps), mid-window
-    draw_train.train(replace(cut, max_steps=None))
+    draw_train.train(replace(cut, max_iters=None))
     rates = [r["images_per_s"] for r in read_metrics(tmp_path / "metrics.jsonl") if "images_per_s" in r]
     assert len(rates) == 10 and rates == [20.0] * 10  # batch 20 per tick; evaluation and restarts excluded
 
@@ -345,8 +380,7 @@ def test_images_per_s_counts_training_time_only_also_after_a_resume(tmp_path, mo
 def test_parts_cut_by_a_growing_time_limit_repeat_one_run(tmp_path, monkeypatch):
     """A run trained in parts (each call with a larger --time-limit-min, the schedule fixed in epochs) ends as the
     same run trained in one go: the way to spread a long GPU run over short device calls."""
-    clock = itertools.count()  # one tick (second) per training step, as above
-    monkeypatch.setattr(draw_train.time, "perf_counter", lambda: float(next(clock)))
+    clock_of_forward_passes(monkeypatch)  # a second per training step (and per evaluation batch), as above
     args = ("--ema-decay", "0.9")
     full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", *args)))
     part = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", *args))
@@ -360,15 +394,15 @@ def test_parts_cut_by_a_growing_time_limit_repeat_one_run(tmp_path, monkeypatch)
     ckpt_a, ckpt_b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in "ab")
     for name, a in ckpt_a["extra"]["ema"].items():
         torch.testing.assert_close(a, ckpt_b["extra"]["ema"][name], rtol=0, atol=0, msg=name)
-    assert json.loads((tmp_path / "b" / "eval.json").read_text())["steps"] == 20
+    assert json.loads((tmp_path / "b" / "eval.json").read_text())["iters"] == 20
 
 
 def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tmp_path):
     args = ("--ema-decay", "0.9", "--iwae-k", "2")
     full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", *args)))
-    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", *args, "--max-steps", "7"))
+    cut = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "b", *args, "--max-iters", "7"))
     draw_train.train(cut)
-    draw_train.train(replace(cut, max_steps=None))
+    draw_train.train(replace(cut, max_iters=None))
     ckpt_a, ckpt_b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in "ab")
     assert ckpt_a["extra"]["ema_decay"] == 0.9
     for name, a in ckpt_a["extra"]["ema"].items():
@@ -379,7 +413,7 @@ def test_weight_average_resumes_exactly_and_is_what_gets_evaluated_and_loaded(tm
     assert report["raw_test_nelbo"] != report["test_nelbo"]
     rows = [r for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if "test_nelbo" in r]
     assert rows and all("raw_test_nelbo" in r for r in rows)
-    loaded = load_draw(tmp_path / "a" / "checkpoint.pt")
+    loaded = load_model(tmp_path / "a" / "checkpoint.pt")
     for name, a in loaded.state_dict().items():
         torch.testing.assert_close(a, ckpt_a["extra"]["ema"][name], rtol=0, atol=0, msg=name)
     draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path / "a", "--eval-only")))
@@ -408,7 +442,7 @@ def test_benchmark_reestimates_each_runs_elbo_from_its_checkpoint(tmp_path):
         assert row["test_nelbo_run"] == ev["test_nelbo"] and row["elbo_samples"] == 3 and row["test_nelbo_mc_se"] > 0
         assert abs(row["test_nelbo"] - ev["test_nelbo"]) < 5
         # the gap is measured on the 200 digits the run trained on (not 1000), binarised once with the test seed
-        model = draw_eval.load_trained(Path(folder) / "checkpoint.pt")
+        model = (vae_module.load_model if folder.endswith("vae") else load_model)(Path(folder) / "checkpoint.pt")
         on_train = draw_eval.evaluate(model, binarize_fixed(sample_train, 0), seed=0, elbo_samples=3)
         assert row["gap_images"] == 200 and row["train_nelbo"] == pytest.approx(on_train["test_nelbo"], rel=1e-9)
         assert row["train_nelbo_mc_se"] == pytest.approx(on_train["test_nelbo_mc_se"], rel=1e-9)
@@ -416,7 +450,9 @@ def test_benchmark_reestimates_each_runs_elbo_from_its_checkpoint(tmp_path):
         again = draw_bench.reevaluate(Path(folder), ev["train"], 1, None)  # same test set, model and noise
         assert again["test_nelbo"] == pytest.approx(ev["test_nelbo"], rel=1e-9)
     with pytest.raises(CheckpointError, match="expected 'draw'"):
-        load_draw(tmp_path / "vae" / "checkpoint.pt")
+        load_model(tmp_path / "vae" / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="expected 'vae'"):
+        vae_module.load_model(tmp_path / "draw" / "checkpoint.pt")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -425,9 +461,9 @@ def test_cuda_graph_run_learns_and_resumes_like_an_uninterrupted_one(tmp_path):
         return [a if a != "cpu" else "cuda" for a in train_args(out, "--epochs", "4", *extra)]
 
     full = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, args(tmp_path / "a")))
-    cut = draw_train.parse_config(draw_train.TrainConfig, args(tmp_path / "b", "--max-steps", "13"))
+    cut = draw_train.parse_config(draw_train.TrainConfig, args(tmp_path / "b", "--max-iters", "13"))
     draw_train.train(cut)
-    resumed = draw_train.train(replace(cut, max_steps=None))
+    resumed = draw_train.train(replace(cut, max_iters=None))
     for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
     report = json.loads((tmp_path / "a" / "eval.json").read_text())
@@ -460,14 +496,14 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         draw_train.train(draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path)))
     with pytest.raises(ValueError, match="preset"):
-        draw_train.parse_config(draw_train.TrainConfig, ["--preset", "nope"])
+        draw_train.TrainConfig(preset="nope")
 
 
 DDP_SCRIPT = """
-import sys, torch
-from paintrnn.agents import draw_eval, draw_train
+import os, sys, torch
+from paintrnn.agents import draw_train
 model = draw_train.train(draw_train.parse_config(draw_train.TrainConfig, sys.argv[2:]))
-torch.save(model.state_dict(), f"{sys.argv[1]}/params_rank{torch.distributed.get_rank()}.pt")
+torch.save(model.state_dict(), f"{sys.argv[1]}/params_rank{os.environ['RANK']}.pt")
 """
 
 
@@ -485,7 +521,7 @@ def test_ddp_two_cpu_processes_stay_identical_and_only_rank0_writes(tmp_path):
         str(script),
         str(tmp_path),
     ]
-    cmd += train_args(out, "--epochs", "1", "--max-steps", "4")
+    cmd += train_args(out, "--epochs", "1", "--max-iters", "4")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -494,7 +530,8 @@ def test_ddp_two_cpu_processes_stay_identical_and_only_rank0_writes(tmp_path):
     for name in p0:
         torch.testing.assert_close(p0[name], p1[name], rtol=0, atol=0, msg=name)
     assert any(not torch.equal(p0[n], fresh[n]) for n in p0)  # it did train
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+    written = sorted(p.name for p in out.iterdir() if p.name != ".lock")  # .lock: the run folder's lock
+    assert written == ["checkpoint.pt", "config.json", "metrics.jsonl"]
     steps = [r["step"] for r in read_metrics(out / "metrics.jsonl")]
     assert steps == [2, 4]  # logged once, by rank 0
 
@@ -513,7 +550,7 @@ def test_training_beats_independent_pixel_model(shared_data, tmp_path):
             "--preset", "small", "--read-n", "5", "--data-dir", str(shared_data), "--data-source", "full",
             "--train-images", "12000", "--test-images", "1000", "--batch-size", "25", "--epochs", "1", "--lr", "5e-3",
             "--iwae-k", "0",
-            "--threads", "1", "--out", str(tmp_path), "--no-progress", "--log-every", "1000", "--device", "cpu",
+            "--threads", "1", "--run-dir", str(tmp_path), "--no-progress", "--log-every", "1000", "--device", "cpu",
         ],
     )  # fmt: skip
     model = draw_train.train(cfg)
@@ -543,6 +580,10 @@ def test_write_actions_replayed_in_draw_env_give_the_models_canvas():
 
 def test_learning_rate_schedule():
     cfg = draw_train.TrainConfig(lr=1e-3, lr_final=0.1, time_limit_min=10.0)
+    for step in range(101):  # the very floats of the schedule before it went through run.lr_schedule
+        frac = step / 100
+        before = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * frac)))
+        assert draw_train.lr_at(cfg, step, 100) == before
     assert draw_train.lr_at(cfg, 0, 100) == pytest.approx(1e-3)
     assert draw_train.lr_at(cfg, 50, 100) == pytest.approx(0.55e-3)
     assert draw_train.lr_at(cfg, 100, 100) == pytest.approx(1e-4)
@@ -550,3 +591,126 @@ def test_learning_rate_schedule():
     timed = replace(cfg, decay_by_time=True)
     assert draw_train.lr_at(timed, 10, 100, elapsed_s=600) == pytest.approx(1e-4)  # the time budget ran out
     assert draw_train.lr_at(timed, 50, 100, elapsed_s=60) == pytest.approx(0.55e-3)  # steps ran out faster
+
+
+# ---------------------------------------------------------------- options, summary, resume policy, loaders
+
+
+def test_old_flags_still_work_and_defaults(capsys):
+    cfg = draw_train.parse_config(
+        draw_train.TrainConfig, ["--out", "x", "--ckpt-every", "3", "--no-resume", "--max-steps", "7"]
+    )
+    assert (cfg.run_dir, cfg.checkpoint_every, cfg.resume, cfg.max_iters) == ("x", 3, "never", 7)
+    assert capsys.readouterr().err.count("deprecated") == 4
+    default = draw_train.TrainConfig()
+    assert (default.run_dir, default.checkpoint_every, default.log_every, default.threads) == ("runs/draw", 500, 50, 0)
+    assert default.resume == "auto" and default.kind == "draw" and replace(default, vae=True).kind == "vae"
+    with pytest.raises(SystemExit):
+        draw_train.parse_config(draw_train.TrainConfig, ["--preset", "nope"])
+    assert "--preset must be one of" in capsys.readouterr().err
+
+
+def test_main_prints_one_summary_line_and_resume_refuses_other_settings(tmp_path, capsys):
+    assert draw_train.main(train_args(tmp_path, "--max-iters", "3")) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("draw: iters=3 epochs=0.3 ") and f"| run {tmp_path} |" in line and line.endswith(" min")
+    cfg = draw_train.parse_config(draw_train.TrainConfig, train_args(tmp_path))
+    for change in ({"seed": 1}, {"lr": 2e-3}, {"batch_size": 10}, {"train_images": 100}):
+        name = next(iter(change))
+        with pytest.raises(CheckpointError, match=f"other settings \\({name}: "):
+            draw_train.train(replace(cfg, **change))
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3  # refused before anything was written
+    assert draw_train.main([*train_args(tmp_path), "--lr", "2e-3", "--resume", "force"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("draw: iters=20 epochs=2 test_nelbo=")
+    assert draw_train.main([*train_args(tmp_path), "--seed", "1", "--resume", "never", "--max-iters", "2"]) == 0
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2  # started afresh
+    with pytest.raises(CheckpointError, match="--resume must"):
+        draw_train.train(replace(cfg, run_dir=str(tmp_path / "empty"), resume="must"))
+
+
+def sample_test_digits(n: int = 200) -> torch.Tensor:
+    return binarize_fixed(torch.from_numpy(load_mnist("test", source="sample")[0][:n]).float().div(255)[:, None], 0)
+
+
+def test_shipped_checkpoint_loads_unchanged_and_scores_like_a_trained_model(tmp_path):
+    ckpt = load_checkpoint(SHIPPED, kind="draw")
+    model = load_model(SHIPPED)
+    assert model.config == PRESETS["cpu"] and not model.training
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, ckpt["model"][name]), name
+    nelbo = draw_eval.evaluate(model, sample_test_digits())["test_nelbo"]
+    assert 70 < nelbo < 100, nelbo  # ~83 nats on these digits; an untrained model is at ~540
+    with pytest.raises(CheckpointError, match="expected 'vae'"):
+        vae_module.load_model(SHIPPED)
+    old = draw_train.saved_train_config(ckpt["config"]["train"])  # written before the run skeleton
+    assert (old.run_dir, old.checkpoint_every, old.resume, old.threads, old.preset) == (
+        "/work/draw_exp/cpu60_cpu", 500, "auto", 1, "cpu"
+    )  # fmt: skip
+    (tmp_path / "run").mkdir()  # an exported checkpoint (no optimiser state) scored by --eval-only
+    shutil.copy(SHIPPED, tmp_path / "run" / "checkpoint.pt")
+    args = ["--preset", "cpu", "--data-source", "sample", "--test-images", "50", "--iwae-k", "0", "--eval-only",
+            "--run-dir", str(tmp_path / "run"), "--no-progress", "--device", "cpu"]  # fmt: skip
+    assert draw_train.main(args) == 0
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert (report["iters"], report["epochs"]) == (ckpt["step"], ckpt["extra"]["epoch"])
+    assert report["test_nelbo"] == pytest.approx(draw_eval.evaluate(model, sample_test_digits(50))["test_nelbo"])
+
+
+def decoded_canvas(model: DRAW, z: torch.Tensor) -> torch.Tensor:
+    """The canvas logits ``(B, 1, H, W)`` the decoder paints from latents ``z (T, B, Z)``."""
+    cfg, b = model.config, z.shape[1]
+    h = c = torch.zeros(b, cfg.dec_size)
+    canvas = torch.full((b, 1, cfg.height, cfg.width), cfg.canvas_init)
+    with torch.no_grad():
+        for z_t in z:
+            h, c, canvas, _, _ = model.decode(z_t, h, c, canvas)
+    return canvas
+
+
+def test_predict_drives_draw_env_to_the_models_own_drawing():
+    gym = pytest.importorskip("gymnasium")
+    import paintrnn.envs  # noqa: F401  (registers paintrnn/Draw-v0)
+
+    model, n = tiny_model(), TINY.write_n
+    env = gym.make("paintrnn/Draw-v0", target=None, reward="none", **model.env_options())
+    obs, _ = env.reset(seed=0)
+    action, state = model.predict(obs)  # deterministic: the prior's mode z = 0
+    assert action.shape == (5 + n * n,) and action.dtype == np.float32 and state[0].shape == (1, TINY.dec_size)
+    first = action
+    done = False
+    while not done:
+        obs, _, done, _, _ = env.step(action)
+        action, state = model.predict(obs, state)
+    assert obs["step"] == TINY.steps
+    expected = decoded_canvas(model, torch.zeros(TINY.steps, 1, TINY.z_size))
+    torch.testing.assert_close(env.unwrapped.sim.canvas_logits, expected, rtol=1e-6, atol=1e-6)
+    again, _ = model.predict(obs, state, episode_start=np.array([True]))  # a new drawing starts from scratch
+    np.testing.assert_array_equal(again, first)
+    with pytest.raises(ValueError, match="shape"):
+        model.predict({"canvas": np.zeros((28, 28, 1), np.uint8), "step": 0})
+    with pytest.raises(ValueError, match="window"):
+        tiny_model(replace(TINY, attention=False)).predict(obs)
+
+
+def test_predict_in_a_vector_env_samples_as_model_sample_does_and_restarts_each_episode():
+    gym = pytest.importorskip("gymnasium")
+    import paintrnn.envs  # noqa: F401
+
+    model = tiny_model()
+    envs = gym.make_vec("paintrnn/Draw-v0", num_envs=3, vectorization_mode="vector_entry_point", target=None,
+                        reward="none", **model.env_options())  # fmt: skip
+    obs, _ = envs.reset(seed=0)
+    state = None
+    for seed in (4, 5):  # two episodes: the autoreset's step-0 observation starts fresh drawings
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(TINY.steps):
+            action, state = model.predict(obs, state, deterministic=False, generator=generator)
+            assert action.shape == (3, 5 + TINY.write_n**2)
+            obs, _, terminated, _, _ = envs.step(action)
+        assert terminated.all()
+        canvases, _ = model.sample(3, generator=torch.Generator().manual_seed(seed))  # the same noise
+        torch.testing.assert_close(envs.sim.canvas_logits, canvases[-1], rtol=1e-6, atol=1e-6)
+        obs, *_ = envs.step(action)  # the autoreset step: its action is ignored
+        assert (obs["step"] == 0).all()
+    envs.close()

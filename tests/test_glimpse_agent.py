@@ -1,14 +1,21 @@
-"""RAM agent: step/forward consistency, loss gradients, a tiny training run that beats chance, resume, GIF."""
+"""RAM agent: step/forward consistency, loss gradients, training, exact resume, GIF, the loader and predict() on
+Glimpse-v0."""
 
 import json
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
+import paintrnn.envs  # noqa: F401 - registers paintrnn/Glimpse-v0
 import pytest
 import torch
-from paintrnn.agents.glimpse import RAM, episode_frames, ram_loss
-from paintrnn.agents.glimpse_train import main
+from paintrnn.agents.glimpse import RAM, episode_frames, load_model, ram_loss
+from paintrnn.agents.glimpse_train import Config, build_model, main, train
+from paintrnn.envs.glimpse import ENV_ID
 
+import paintrnn
 from paintrnn.retina import glimpse
+from paintrnn.training import CheckpointError, read_metrics, save_checkpoint
 
 
 def test_forward_unrolls_step():
@@ -67,24 +74,30 @@ TINY = ["--data-source", "sample", "--glimpses", "4", "--glimpse-size", "8", "--
         "--train-limit", "1280", "--hidden", "128"]  # fmt: skip
 
 
-def test_tiny_training_beats_chance_and_resumes(tmp_path):
+def test_tiny_training_beats_chance_and_resumes(tmp_path, capsys):
     run = tmp_path / "run"
-    result = main([*TINY, "--epochs", "3", "--run-dir", str(run), "--no-gif"])
+    assert main([*TINY, "--epochs", "3", "--run-dir", str(run), "--no-gif"]) == 0
+    assert capsys.readouterr().out.startswith("glimpse: test_error_pct=")  # the one summary line
+    result = json.loads((run / "result.json").read_text())
     assert result["test_error_pct"] < 60.0  # chance is 90%
     assert result["epochs_done"] == 3
     for name in ("config.json", "metrics.jsonl", "curves.png", "checkpoint.pt", "result.json"):
         assert (run / name).is_file(), name
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
-    again = main([*TINY, "--epochs", "4", "--run-dir", str(run), "--no-gif"])  # resumes at epoch 3
+    with pytest.raises(CheckpointError, match="epochs: 3 -> 4"):  # another schedule: not the same run
+        main([*TINY, "--epochs", "4", "--run-dir", str(run), "--no-gif"])
+    assert main([*TINY, "--epochs", "4", "--run-dir", str(run), "--no-gif", "--resume", "force"]) == 0  # at epoch 3
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    again = json.loads((run / "result.json").read_text())
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and again["epochs_done"] == 4
 
 
 def test_translated_random_ablation_and_gif(tmp_path):
-    result = main(["--data-source", "sample", "--task", "translated", "--canvas", "40", "--model", "random",
-                   "--glimpses", "2", "--glimpse-size", "6", "--scales", "2", "--epochs", "1", "--train-limit", "256",
-                   "--test-limit", "64", "--no-progress", "--run-dir", str(tmp_path)])  # fmt: skip
+    assert main(["--data-source", "sample", "--task", "translated", "--canvas", "40", "--model", "random",
+                 "--glimpses", "2", "--glimpse-size", "6", "--scales", "2", "--epochs", "1", "--train-limit", "256",
+                 "--test-limit", "64", "--no-progress", "--run-dir", str(tmp_path)]) == 0  # fmt: skip
+    result = json.loads((tmp_path / "result.json").read_text())
     assert 0 <= result["test_error_pct"] <= 100
     assert (tmp_path / "glimpses.gif").stat().st_size > 0
 
@@ -126,3 +139,111 @@ def test_benchmark_table_pairs_the_ablation_at_the_same_budget(tmp_path):
     error, ratio = targets
     assert error["value"] == 1.1 and "220 epochs" in error["note"]  # the longest RAM run
     assert ratio["value"] == round(1.3 / 3.9, 3)  # the RAM run trained on the ablation's budget
+
+
+SHIPPED = Path(paintrnn.__file__).parent / "assets" / "checkpoints" / "glimpse.pt"
+
+
+def play(model, env, seed):
+    """One Glimpse-v0 episode driven by ``model.predict`` alone; returns the reward, the step info and the image."""
+    obs, _ = env.reset(seed=seed)
+    image, state, terminated = env.unwrapped.sim.images.clone(), None, False
+    while not terminated:
+        action, state = model.predict(obs, state)
+        assert env.action_space.contains(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+    return reward, info, image
+
+
+def test_shipped_ram_plays_the_glimpse_env_through_predict():
+    model = load_model(SHIPPED)
+    assert isinstance(model, RAM) and not model.training
+    assert model.env_options == {"glimpses": 7, "glimpse_size": 8, "scales": 1, "canvas": None, "clutter": 0,
+                                 "start": "centre"}  # fmt: skip
+    env = gym.make(ENV_ID, **model.env_options, split="test", data_source="sample")
+    correct = 0
+    for seed in range(50):
+        reward, info, image = play(model, env, seed)
+        correct += reward
+        rollout = model(image, 7, torch.zeros(1, 2), deterministic=True)  # the trainer's own way to classify
+        assert info["prediction"] == int(rollout.logits.argmax(-1))
+    assert correct >= 0.8 * 50  # measured: 50 / 50 (the trainer's evaluation: 98.4% of the 500 sample test digits)
+
+
+def test_predict_on_a_vector_env_resets_rows_at_episode_starts():
+    model = load_model(SHIPPED)
+    opts = {**model.env_options, "split": "test", "data_source": "sample"}
+    vec = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", autoreset_mode="same_step", **opts)
+    obs, _ = vec.reset(seed=10)
+    state, starts, predictions = None, np.ones(3, bool), []
+    for _ in range(2 * 7):  # two episodes per env; same-step autoreset: a done row's observation starts the next one
+        action, state = model.predict(obs, state, episode_start=starts)
+        assert action.shape == (3, 12) and state[0].shape == (3, model.hidden)
+        obs, reward, starts, truncated, info = vec.step(action)
+        if starts.all():
+            predictions.append(info["final_info"]["prediction"])
+    assert len(predictions) == 2
+    single = gym.make(ENV_ID, **opts)
+    for i in range(3):  # the vector env's sub-env i plays the single env seeded seed + i
+        assert predictions[0][i] == play(model, single, 10 + i)[1]["prediction"]
+    obs, _ = vec.reset(seed=0)
+    fresh, _ = model.predict(obs)
+    again, _ = model.predict(obs, (np.ones_like(state[0]), np.ones_like(state[1])), episode_start=[True] * 3)
+    np.testing.assert_array_equal(fresh, again)
+    kept, _ = model.predict(obs, (np.ones_like(state[0]), np.ones_like(state[1])), episode_start=[False] * 3)
+    assert not np.array_equal(fresh, kept)
+
+
+def test_predict_refuses_an_env_with_other_glimpse_settings():
+    model = load_model(SHIPPED)
+    env = gym.make(ENV_ID, glimpse_size=6, scales=2, data_source="sample")
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"1 scale\(s\) of 8x8 pixels .* got glimpse \(1, 72\)"):
+        model.predict(obs)
+    with pytest.raises(ValueError, match="state must be"):
+        model.predict(gym.make(ENV_ID, data_source="sample").reset(seed=0)[0], (np.zeros((2, 256)),) * 2)
+
+
+def test_loader_rebuilds_baselines_and_the_ablation(tmp_path):
+    for kind in ("mlp", "random"):
+        cfg = Config(model=kind, hidden=16, task="translated", canvas=40)
+        net = build_model(cfg)
+        save_checkpoint(tmp_path / f"{kind}.pt", kind="glimpse", config=cfg, model=net)
+        loaded = load_model(tmp_path / f"{kind}.pt")
+        assert type(loaded) is type(net) and not loaded.training
+        for k, v in net.state_dict().items():
+            assert torch.equal(loaded.state_dict()[k], v)
+    assert isinstance(loaded, RAM) and loaded.random_locations and loaded.env_options["canvas"] == 40
+    with pytest.raises(CheckpointError, match="expected 'glimpse'"):
+        save_checkpoint(tmp_path / "t.pt", kind="texture", config=cfg, model=net)
+        load_model(tmp_path / "t.pt")
+
+
+def tiny(run_dir, **kwargs) -> Config:
+    return Config(**{**dict(data_source="sample", glimpses=3, glimpse_size=6, scales=2, hidden=32, epochs=4,
+                            batch_size=64, train_limit=256, test_limit=64, eval_every=2, shift=1, progress=False,
+                            gif=False, run_dir=str(run_dir)), **kwargs})  # fmt: skip
+
+
+def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
+    import paintrnn.run
+
+    full, _ = train(tiny(tmp_path / "full"))
+    real_save, calls = paintrnn.run.Run.save, []
+
+    def killed_after_two(self, *args, **kwargs):
+        real_save(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(paintrnn.run.Run, "save", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(tmp_path / "killed"))
+    monkeypatch.setattr(paintrnn.run.Run, "save", real_save)
+    resumed, result = train(tiny(tmp_path / "killed", eval_every=1, test_limit=32))  # evaluation may change
+    assert result["epochs_done"] == 4
+    for k, v in full.state_dict().items():
+        assert torch.equal(resumed.state_dict()[k], v), k
+    rows = read_metrics(tmp_path / "killed" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all("minutes" in r for r in rows)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from paintrnn.agents import painter_backprop as bp
@@ -11,15 +14,23 @@ from paintrnn.agents.painter import (
     Painter,
     PainterSpec,
     actions_to_strokes,
-    load_painter,
+    evaluate_mse,
+    load_model,
+    obs_images,
     paint,
     prepare_images,
 )
 
+import paintrnn
 from paintrnn.render import render_strokes, stroke_size
-from paintrnn.training import CheckpointError, NonFiniteLossError, load_checkpoint
+from paintrnn.training import CheckpointError, NonFiniteLossError, load_checkpoint, save_checkpoint
 
 TINY = dict(image_size=16, hidden=32, width=8)
+SHIPPED = Path(paintrnn.__file__).parent / "assets" / "checkpoints" / "painter.pt"
+TINY_FLAGS = (
+    "--device cpu --data-source sample --canvas-size 16 --strokes-per-step 2 --hidden 32 --width 8 --batch-size 8 "
+    "--eval-size 8 --log-every 1 --checkpoint-every 1 --no-progress"
+).split()
 
 
 def tiny_config(tmp_path, **kw) -> bp.BackpropConfig:
@@ -152,15 +163,16 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
     # same seed does (which needs both determinism under the seed and an exact resume).
     full = bp.train_backprop(tiny_config(tmp_path / "a"))
     bp.train_backprop(tiny_config(tmp_path / "c", iters=2))
-    resumed = bp.train_backprop(tiny_config(tmp_path / "c"))
+    resumed = bp.train_backprop(tiny_config(tmp_path / "c", resume="force"))  # a longer --iters: forced
     for x, y in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(x, y)
     run = tmp_path / "c" / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.json", "curves.png", "metrics.jsonl"]
+    files = sorted(p.name for p in run.iterdir() if not p.name.startswith("."))  # (.lock: the run folder's lock)
+    assert files == ["checkpoint.pt", "config.json", "curves.png", "metrics.jsonl"]
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4]
-    painter, ckpt = load_painter(run / "checkpoint.pt")
-    assert ckpt["step"] == 4 and ckpt["extra"]["mode"] == "backprop" and painter.spec.image_size == 16
+    painter = load_model(run / "checkpoint.pt")
+    assert painter.trained_iters == 4 and painter.mode == "backprop" and painter.spec.image_size == 16
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -183,7 +195,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="corrupt"):
-        load_painter(path)
+        load_model(path)
 
 
 def test_tiny_painter_beats_blank_canvas(tmp_path):
@@ -203,8 +215,8 @@ def test_tiny_painter_beats_blank_canvas(tmp_path):
     painter = bp.train_backprop(cfg)
     test = bp.load_targets(cfg, "test")[:64]
     blank = float((bp.to_canvas(test, 32) ** 2).mean())
-    untrained = bp.evaluate_mse(Painter(painter.spec), test, 4, size=32)[-1]
-    mse = bp.evaluate_mse(painter, test, 4, size=32)
+    untrained = evaluate_mse(Painter(painter.spec), test, 4, size=32)[-1]
+    mse = evaluate_mse(painter, test, 4, size=32)
     assert mse[-1] < 0.8 * blank and mse[-1] < 0.7 * untrained, (mse, blank, untrained)
 
 
@@ -215,11 +227,14 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    writes = []
-    real_save, real_config = bp.save_checkpoint, bp.write_config
-    bp.save_checkpoint = lambda *a, **k: (writes.append("checkpoint"), real_save(*a, **k))
-    bp.write_config = lambda *a, **k: (writes.append("config"), real_config(*a, **k))
     from pathlib import Path
+
+    import paintrnn.run
+
+    writes = []
+    real_save, real_config = paintrnn.run.save_checkpoint, paintrnn.run.write_config
+    paintrnn.run.save_checkpoint = lambda *a, **k: (writes.append("checkpoint"), real_save(*a, **k))
+    paintrnn.run.write_config = lambda *a, **k: (writes.append("config"), real_config(*a, **k))
 
     cfg = tiny_config(Path(out), iters=3, log_every=3, checkpoint_every=3)
     painter = bp.train_backprop(cfg)
@@ -268,3 +283,119 @@ def test_unconditional_painter_samples_different_doodles_only_with_a_generator()
     g = torch.Generator().manual_seed(0)
     sampled, strokes = paint(p, None, 2, 16, 16, batch=3, generator=g)
     assert strokes.shape == (3, 4, 11) and not torch.equal(sampled[0], sampled[1])
+
+
+@pytest.mark.parametrize("num_envs", [None, 3], ids=["single", "vector"])
+def test_shipped_painter_drives_paint_env_through_predict_as_paint_does(num_envs):
+    """predict() takes Paint-v0's observations as they come and returns actions it accepts: a whole episode
+    ends on the canvas paint() paints for the same targets (single env and native vector env)."""
+    model = load_model(SHIPPED)
+    assert not model.training and model.mode == "backprop" and model.episode_steps == 2
+    options = dict(height=64, width=64, max_steps=model.episode_steps, strokes_per_step=5, target="mnist")
+    if num_envs is None:
+        env = gym.make("paintrnn/Paint-v0", **options)
+    else:
+        env = gym.make_vec("paintrnn/Paint-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", **options)
+    model.check_env(env)
+    obs, _ = env.reset(seed=0)
+    target = obs_images(obs, "target", "cpu")  # (N, 1, 64, 64) uint8
+    state, terminated = None, False
+    for _ in range(model.episode_steps):
+        action, state = model.predict(obs, state)
+        obs, _, terminated, _, _ = env.step(action)
+    assert np.all(terminated) and action.shape == ((55,) if num_envs is None else (num_envs, 55))
+    expected, _ = paint(model, target, model.episode_steps)  # (N, strokes, 1, 64, 64)
+    final = obs_images(obs, "canvas", "cpu").float() / 255
+    # The same canvas up to the uint8 rounding of the canvas the policy observes (paint() feeds it floats) and
+    # the renderer's per-call curve sampling; a policy that forgot its state between steps differs by ~0.8.
+    diff = (final - expected[:, -1]).abs()
+    assert float(diff.mean()) < 1e-3 and float(diff.max()) < 0.02, (float(diff.mean()), float(diff.max()))
+    env.close()
+
+
+def test_predict_carries_the_state_and_resets_it_at_episode_starts():
+    torch.manual_seed(0)
+    p = Painter(PainterSpec(strokes_per_step=2, **TINY)).eval()
+    rng = np.random.default_rng(0)
+    obs = {
+        "canvas": rng.integers(0, 256, (3, 16, 16, 1), dtype=np.uint8),
+        "target": rng.integers(0, 256, (3, 16, 16, 1), dtype=np.uint8),
+        "step": np.zeros(3, dtype=np.int64),
+    }
+    first, state = p.predict(obs)
+    second, _ = p.predict(obs, state)
+    restarted, _ = p.predict(obs, state, episode_start=np.array([True, False, True]))
+    assert first.shape == (3, 22) and first.dtype == np.float32 and np.abs(first).max() <= 1
+    assert not np.allclose(second, first)  # the state matters
+    assert np.allclose(restarted[[0, 2]], first[[0, 2]], atol=1e-6) and np.allclose(restarted[1], second[1], atol=1e-6)
+    one, one_state = p.predict({k: v[0] for k, v in obs.items()})  # a single env's observation
+    assert one.shape == (22,) and np.allclose(one, first[0], atol=1e-5) and one_state[0].shape == (1, 32)
+    sampled, _ = p.predict(obs, deterministic=False)
+    assert not np.allclose(sampled, first)
+    with pytest.raises(ValueError, match="needs a 'target'"):
+        p.predict({"canvas": obs["canvas"]})
+    with pytest.raises(ValueError, match="channels"):
+        p.predict({"canvas": np.zeros((3, 16, 16, 3), np.uint8), "target": np.zeros((3, 16, 16, 3), np.uint8)})
+    with pytest.raises(ValueError, match="state holds 3"):
+        p.predict({k: v[:2] for k, v in obs.items()}, state)
+    with pytest.raises(ValueError, match="episode_start"):
+        p.predict(obs, state, episode_start=[True])
+
+
+def test_grid_painter_predicts_greedy_actions_the_grid_env_takes():
+    env = gym.make_vec(
+        "paintrnn/PaintGrid-v0", num_envs=2, vectorization_mode="vector_entry_point", height=16, width=16, max_steps=2
+    )
+    torch.manual_seed(0)
+    p = Painter(PainterSpec(action="grid", nvec=tuple(int(n) for n in env.single_action_space.nvec), **TINY)).eval()
+    p.check_env(env)
+    obs, _ = env.reset(seed=0)
+    action, state = p.predict(obs)
+    again, _ = p.predict(obs)
+    assert action.dtype == np.int64 and action.shape == (2, len(p.spec.nvec)) and np.array_equal(action, again)
+    out, _, _ = p.step(obs_images(obs, "canvas", "cpu"), p.initial_state(2), obs_images(obs, "target", "cpu"))
+    assert np.array_equal(action[:, 0], out.logits[0].argmax(-1).numpy())  # greedy: the first head's argmax
+    env.step(action)
+    env.close()
+
+
+def test_check_env_names_every_mismatch():
+    p = Painter(PainterSpec(**TINY))  # 5 grey strokes per step, conditional
+    fits = gym.make_vec("paintrnn/Paint-v0", num_envs=2, vectorization_mode="vector_entry_point", strokes_per_step=5)
+    p.check_env(fits)
+    with pytest.raises(ValueError, match="strokes_per_step=5"):
+        p.check_env(gym.make("paintrnn/Paint-v0", strokes_per_step=1))
+    with pytest.raises(ValueError, match="3 channels"):
+        p.check_env(gym.make("paintrnn/Paint-v0", strokes_per_step=5, channels=3, target="mnist"))
+    with pytest.raises(ValueError, match="radius_range"):
+        p.check_env(gym.make("paintrnn/Paint-v0", strokes_per_step=5, radius_range=(0.02, 0.2)))
+    with pytest.raises(ValueError, match="no target"):
+        p.check_env(gym.make("paintrnn/Paint-v0", strokes_per_step=5, target=None, reward="none"))
+
+
+def test_load_model_refuses_other_models(tmp_path):
+    save_checkpoint(tmp_path / "texture.pt", kind="texture", config={"steps": 2}, model=torch.nn.Linear(2, 2))
+    with pytest.raises(CheckpointError, match="not a painter"):
+        load_model(tmp_path / "texture.pt")
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    bp.train_backprop(tiny_config(tmp_path, iters=2))
+    with pytest.raises(CheckpointError, match=r"lr: 0.001 -> 0.002"):
+        bp.train_backprop(tiny_config(tmp_path, iters=4, lr=2e-3))
+    with pytest.raises(CheckpointError, match="batch_size"):
+        bp.train_backprop(tiny_config(tmp_path, iters=4, batch_size=4))
+    painter = bp.train_backprop(tiny_config(tmp_path, iters=4, lr=2e-3, resume="force"))
+    assert painter.trained_iters == 4 and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 4
+
+
+def test_main_prints_the_summary_and_exits_1_on_a_nan_loss(tmp_path, capsys, monkeypatch):
+    from paintrnn.agents.painter_train import main
+
+    assert main(["backprop", *TINY_FLAGS, "--iters", "2", "--run-dir", str(tmp_path / "ok")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("painter: iters=2 ") and str(tmp_path / "ok") in out[-1]
+    monkeypatch.setattr(bp, "reconstruction_loss", lambda *a, **k: torch.tensor(float("nan")))
+    assert main(["backprop", *TINY_FLAGS, "--iters", "2", "--run-dir", str(tmp_path / "nan")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train_painter backprop: loss became nan")

@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 import torch
 from paintrnn.agents import painter_ddpg as ddpg
-from paintrnn.agents.painter import Painter, PainterSpec, actions_to_strokes, load_painter
-from paintrnn.agents.painter_backprop import evaluate_mse, to_canvas
+from paintrnn.agents.painter import Painter, PainterSpec, actions_to_strokes, evaluate_mse, load_model
+from paintrnn.agents.painter_backprop import to_canvas
+from paintrnn.agents.painter_train import mnist_digits
 
 from paintrnn.render import render_strokes
 from paintrnn.training import NonFiniteLossError, load_checkpoint
 
 
 def quick_config(tmp_path, **kw) -> ddpg.DDPGConfig:
-    base = {**ddpg.DDPGConfig.quick(), "num_envs": 4, "batch_size": 4, "eval_size": 8, "iterations": 4}
+    base = {**ddpg.DDPGConfig.quick(), "num_envs": 4, "batch_size": 4, "eval_size": 8, "iters": 4}
     base.update(kw)
     return replace(ddpg.DDPGConfig(), run_dir=str(tmp_path / "run"), device="cpu", **base)
 
@@ -137,8 +138,8 @@ def test_ddpg_trains_resumes_exactly_after_a_kill_and_writes_a_loadable_checkpoi
     assert [r["step"] for r in rows] == [2, 4]
     assert all(np.isfinite(r["critic_loss"]) and 0 <= r["test_mse_10"] <= 1 for r in rows)
     assert sorted(p.name for p in run.glob("replay-*.pt")) == ["replay-4.pt"]
-    painter, ckpt = load_painter(run / "checkpoint.pt")
-    assert ckpt["extra"]["mode"] == "ddpg" and painter.spec.strokes_per_step == 5
+    painter = load_model(run / "checkpoint.pt")
+    assert painter.mode == "ddpg" and painter.spec.strokes_per_step == 5
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -150,7 +151,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ddpg, "actor_objective", poisoned)
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
-        ddpg.train_ddpg(quick_config(tmp_path, iterations=6))
+        ddpg.train_ddpg(quick_config(tmp_path, iters=6))
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
 
 
@@ -158,7 +159,7 @@ def test_tiny_ddpg_painter_beats_blank_canvas(tmp_path):
     """A few seconds of model-based DDPG must cut the test MSE well below the blank canvas's."""
     cfg = quick_config(
         tmp_path,
-        iterations=150,
+        iters=150,
         num_envs=16,
         batch_size=16,
         strokes_per_step=4,
@@ -172,7 +173,7 @@ def test_tiny_ddpg_painter_beats_blank_canvas(tmp_path):
         critic_lr=3e-3,
     )
     painter = ddpg.train_ddpg(cfg)
-    test = ddpg.load_targets_for(cfg.env_config())[:64]
+    test = mnist_digits("test", cfg.data_dir, n=64)
     blank = float((to_canvas(test, 32) ** 2).mean())
     untrained = evaluate_mse(Painter(painter.spec), test, 8, size=32)[-1]
     mse = evaluate_mse(painter, test, 8, size=32)

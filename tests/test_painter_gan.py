@@ -8,8 +8,10 @@ from dataclasses import replace
 import pytest
 import torch
 from paintrnn.agents import painter_gan as gan
-from paintrnn.agents.painter import load_painter
+from paintrnn.agents.painter import load_model
 from paintrnn.agents.painter_ppo import PPOConfig
+
+from paintrnn.training import load_checkpoint
 
 
 def quick_gan(tmp_path, **kw) -> gan.GANConfig:
@@ -17,7 +19,7 @@ def quick_gan(tmp_path, **kw) -> gan.GANConfig:
         **PPOConfig.quick(),
         "num_envs": 4,
         "canvas_size": 16,
-        "iterations": 2,
+        "iters": 2,
         "log_every": 1,
         "checkpoint_every": 1,
         "steps": 2,
@@ -43,18 +45,19 @@ def test_step_rewards_telescope_to_the_final_score(tmp_path):
 
 
 def test_gan_doodler_trains_and_resumes(tmp_path):
-    gan.train_gan(quick_gan(tmp_path, iterations=1))
-    painter = gan.train_gan(quick_gan(tmp_path))
+    gan.train_gan(quick_gan(tmp_path, iters=1))
+    painter = gan.train_gan(quick_gan(tmp_path, resume="force"))  # a longer --iters: forced
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and all("disc_loss" in r for r in rows)
-    loaded, ckpt = load_painter(tmp_path / "run" / "checkpoint.pt")
-    assert ckpt["extra"]["mode"] == "gan" and not loaded.spec.conditional and "disc" in ckpt["extra"]["hooks"]
+    loaded = load_model(tmp_path / "run" / "checkpoint.pt")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert loaded.mode == "gan" and not loaded.spec.conditional and "disc" in ckpt["extra"]["hooks"]
     for x, y in zip(painter.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(x, y)
 
 
 def test_complement_discriminator_is_conditional(tmp_path):
-    painter = gan.train_gan(quick_gan(tmp_path, target="mnist", complement=True, iterations=1))
+    painter = gan.train_gan(quick_gan(tmp_path, target="mnist", complement=True, iters=1))
     assert painter.spec.conditional
     with pytest.raises(ValueError, match="complement"):
         gan.DiscriminatorReward(quick_gan(tmp_path, complement=True), torch.device("cpu"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from paintrnn.agents import painter_ppo as ppo
-from paintrnn.agents.painter import Painter, PainterSpec, load_painter
+from paintrnn.agents.painter import Painter, PainterSpec, load_model
 
 
 def quick_config(tmp_path, **kw) -> ppo.PPOConfig:
@@ -18,7 +18,7 @@ def quick_config(tmp_path, **kw) -> ppo.PPOConfig:
         "num_envs": 4,
         "canvas_size": 16,
         "eval_size": 8,
-        "iterations": 2,
+        "iters": 2,
         "log_every": 1,
         "checkpoint_every": 1,
     }
@@ -59,20 +59,20 @@ def test_log_probs_match_closed_forms():
 
 def test_ppo_trains_resumes_exactly_and_writes_a_loadable_checkpoint(tmp_path):
     full = ppo.train_ppo(quick_config(tmp_path / "a"))
-    ppo.train_ppo(quick_config(tmp_path / "b", iterations=1))
-    resumed = ppo.train_ppo(quick_config(tmp_path / "b"))
+    ppo.train_ppo(quick_config(tmp_path / "b", iters=1))
+    resumed = ppo.train_ppo(quick_config(tmp_path / "b", resume="force"))  # a longer --iters: forced
     for (name, x), y in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(x, y), name
     run = tmp_path / "b" / "run"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(np.isfinite(r["policy_loss"]) and 0 <= r["test_mse_5"] <= 1 for r in rows)
-    painter, ckpt = load_painter(run / "checkpoint.pt")
-    assert ckpt["extra"]["mode"] == "ppo" and painter.spec.strokes_per_step == 5
+    painter = load_model(run / "checkpoint.pt")
+    assert painter.mode == "ppo" and painter.spec.strokes_per_step == 5
 
 
 def test_ppo_runs_on_the_grid_env(tmp_path):
-    painter = ppo.train_ppo(quick_config(tmp_path, env_id="paintrnn/PaintGrid-v0", iterations=1))
+    painter = ppo.train_ppo(quick_config(tmp_path, env_id="paintrnn/PaintGrid-v0", iters=1))
     assert painter.spec.action == "grid" and len(painter.spec.nvec) >= 5
 
 
@@ -102,7 +102,7 @@ def test_group_advantage_is_return_minus_the_other_members_mean():
 
 
 def test_groups_paint_the_same_targets(tmp_path):
-    cfg = quick_config(tmp_path, group_size=2, episodes_per_rollout=2, iterations=1)
+    cfg = quick_config(tmp_path, group_size=2, episodes_per_rollout=2, iters=1)
     painter = ppo.train_ppo(cfg)  # raises if the members of a group were given different targets
     env = ppo.make_env(cfg, torch.device("cpu"))
     batch = ppo.collect_rollout(cfg, env, painter, 0, torch.device("cpu"))
@@ -110,3 +110,25 @@ def test_groups_paint_the_same_targets(tmp_path):
     assert torch.equal(targets[:, :, :, 0], targets[:, :, :, 1]) and not torch.equal(targets[:, :, 0], targets[:, :, 1])
     with pytest.raises(ValueError, match="group-size"):
         ppo.PPOConfig(num_envs=4, group_size=3)
+
+
+def test_ppo_refuses_to_resume_a_backprop_checkpoint(tmp_path):
+    from paintrnn.agents import painter_backprop as bp
+
+    from paintrnn.training import CheckpointError
+
+    bp.train_backprop(
+        bp.BackpropConfig(
+            run_dir=str(tmp_path / "run"), device="cpu", data_source="sample", canvas_size=16, hidden=32, width=8,
+            batch_size=4, iters=1, eval_size=4, progress=False,
+        )
+    )  # fmt: skip
+    with pytest.raises(CheckpointError, match="holds a 'painter' model, expected 'painter-ppo'"):
+        ppo.train_ppo(quick_config(tmp_path, iters=1))
+
+
+def test_old_iterations_flag_still_sets_iters(capsys):
+    from paintrnn.config import parse_config
+
+    cfg = parse_config(ppo.PPOConfig, ["--iterations", "7", "--num-envs", "4"])
+    assert cfg.iters == 7 and "--iterations is deprecated, use --iters" in capsys.readouterr().err

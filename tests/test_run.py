@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from paintrnn.config import build_parser, parse_config
-from paintrnn.run import RunConfig, RunLockedError, config_differences, cosine_lr, start_run
+from paintrnn.run import RunConfig, RunLockedError, config_differences, lr_schedule, start_run
 from paintrnn.training import CheckpointError, NonFiniteLossError, load_checkpoint, read_metrics
 
 
@@ -42,7 +42,7 @@ def toy_train(cfg: ToyConfig, stop_after: int | None = None) -> torch.nn.Module:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
         run.resume(model, opt)
         for it in run.progress(range(run.start, cfg.iters), total=cfg.iters):
-            opt.param_groups[0]["lr"] = cosine_lr(it / cfg.iters, cfg.lr, 0.1 * cfg.lr)
+            opt.param_groups[0]["lr"] = lr_schedule(it / cfg.iters, cfg.lr, 0.1 * cfg.lr)
             x = torch.randn(8, 3, generator=run.generator)
             loss = (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
             run.check_finite(loss, it)
@@ -58,13 +58,13 @@ def toy_train(cfg: ToyConfig, stop_after: int | None = None) -> torch.nn.Module:
         return model
 
 
-def test_cosine_lr_endpoints_warmup_and_monotone_decay():
-    assert cosine_lr(0.0, 1.0, 0.05) == 1.0
-    assert math.isclose(cosine_lr(1.0, 1.0, 0.05), 0.05)
-    assert math.isclose(cosine_lr(0.5, 1.0, 0.0), 0.5)
-    assert math.isclose(cosine_lr(0.05, 2.0, 0.0, warmup_frac=0.1), 1.0)  # half-way up the warm-up
-    assert math.isclose(cosine_lr(2.0, 1.0, 0.05), 0.05) and cosine_lr(-1.0, 1.0, 0.05) == 1.0  # clipped
-    values = [cosine_lr(i / 50, 1.0, 0.1) for i in range(51)]
+def test_lr_schedule_endpoints_warmup_and_monotone_decay():
+    assert lr_schedule(0.0, 1.0, 0.05) == 1.0
+    assert math.isclose(lr_schedule(1.0, 1.0, 0.05), 0.05)
+    assert math.isclose(lr_schedule(0.5, 1.0, 0.0), 0.5)
+    assert math.isclose(lr_schedule(0.05, 2.0, 0.0, warmup_frac=0.1), 1.0)  # half-way up the warm-up
+    assert math.isclose(lr_schedule(2.0, 1.0, 0.05), 0.05) and lr_schedule(-1.0, 1.0, 0.05) == 1.0  # clipped
+    values = [lr_schedule(i / 50, 1.0, 0.1) for i in range(51)]
     assert all(a >= b for a, b in zip(values, values[1:]))
 
 
@@ -221,3 +221,20 @@ def test_torn_last_metrics_line_does_not_block_resume(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4]
     toy_train(cfg)
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_paused_time_is_not_training_time(tmp_path):
+    with start_run(RunConfig(run_dir=str(tmp_path)), kind="toy") as run:
+        run.resume()
+        with run.paused():
+            before = run.elapsed
+            time.sleep(0.2)
+            assert run.elapsed == before  # frozen while paused
+            with run.paused():  # nested pauses are one pause
+                time.sleep(0.05)
+        assert run.elapsed < before + 0.1
+        row = run.log(1, loss=1.0)
+        assert row["minutes"] * 60 < before + 0.1
+        bar = run.progress(range(3), total=3)
+        bar.set_postfix(loss=1.0)  # a real tqdm bar
+        assert list(bar) == [0, 1, 2]

@@ -13,10 +13,11 @@ from paintrnn.agents.texture import (
     causal_offsets,
     inpaint,
     inpainting_frames,
+    load_model,
     sample,
     sampling_frames,
 )
-from paintrnn.agents.texture_train import CropSampler, TrainConfig, load_model, lr_at, main, train
+from paintrnn.agents.texture_train import CropSampler, TrainConfig, lr_at, main, train
 from PIL import Image
 
 from paintrnn.data import DataError
@@ -160,7 +161,7 @@ def test_learning_rate_warms_up_linearly_then_decays_to_five_percent():
     assert lr_at(100, 100, 1.0, warmup=10) == pytest.approx(0.05)
     assert lr_at(0, 100, 2.0) == pytest.approx(2.0)  # no warm-up: the cosine starts at the peak
     with pytest.raises(ValueError, match="warmup"):
-        TrainConfig(steps=10, warmup=10)
+        TrainConfig(iters=10, warmup=10)
 
 
 def test_tiny_training_beats_the_best_constant_and_resumes_exactly(tmp_path, monkeypatch):
@@ -168,7 +169,7 @@ def test_tiny_training_beats_the_best_constant_and_resumes_exactly(tmp_path, mon
     image[:] = (np.sin(np.arange(48) / 2.0) * 60 + 128).astype(np.uint8)[None, :]
     image = (image + np.random.default_rng(0).integers(0, 6, image.shape)).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "stripes.png")
-    cfg = TrainConfig(texture=str(tmp_path / "stripes.png"), crop=12, batch_size=4, steps=100, lr=3e-2,
+    cfg = TrainConfig(texture=str(tmp_path / "stripes.png"), crop=12, batch_size=4, iters=100, lr=3e-2,
                       log_every=10, checkpoint_every=20, holdout=0.25, eval_every=30, sample_size=8, progress=False,
                       run_dir=str(tmp_path / "run"), **TINY)
     model, summary = train(cfg)
@@ -180,19 +181,19 @@ def test_tiny_training_beats_the_best_constant_and_resumes_exactly(tmp_path, mon
 
     # The same run, hit by a NaN loss at step 45: a clear error, then resuming from the step-40 checkpoint
     # ends with exactly the weights of the uninterrupted run.
-    import paintrnn.agents.texture_train as texture_train
+    import paintrnn.run
 
-    real_check = texture_train.check_finite
+    real_check = paintrnn.run.check_finite
 
     def nan_at_45(loss, step):
         real_check(loss * float("nan") if step == 45 else loss, step)
 
     again = TrainConfig(**{**cfg.__dict__, "run_dir": str(tmp_path / "again")})
-    monkeypatch.setattr(texture_train, "check_finite", nan_at_45)
+    monkeypatch.setattr(paintrnn.run, "check_finite", nan_at_45)
     with pytest.raises(NonFiniteLossError, match="step 45"):
         train(again)
     assert torch.load(tmp_path / "again" / "checkpoint.pt", weights_only=True)["step"] == 40
-    monkeypatch.setattr(texture_train, "check_finite", real_check)
+    monkeypatch.setattr(paintrnn.run, "check_finite", real_check)
     resumed, summary = train(again)
     assert summary["resumed_from"] == 40
     for k, v in model.state_dict().items():
@@ -202,14 +203,14 @@ def test_tiny_training_beats_the_best_constant_and_resumes_exactly(tmp_path, mon
     torch.testing.assert_close(loaded.state_dict()["head.0.weight"], model.state_dict()["head.0.weight"])
     steps = [json.loads(line)["step"] for line in (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(10, 101, 10))
-    with pytest.raises(CheckpointError, match="different config"):
+    with pytest.raises(CheckpointError, match="other settings"):
         train(TrainConfig(**{**again.__dict__, "lr": 1e-3}))
 
 
 def test_command_line_trains_and_writes_gifs(tmp_path, capsys):
-    main(["--steps", "2", "--crop", "8", "--batch-size", "2", "--hidden", "4", "--head-hidden", "4",
-          "--components", "2", "--sample-size", "8", "--gifs", "--no-progress", "--run-dir", str(tmp_path)])
-    assert "train_seconds" in capsys.readouterr().out
+    assert main(["--iters", "2", "--crop", "8", "--batch-size", "2", "--hidden", "4", "--head-hidden", "4",
+          "--components", "2", "--sample-size", "8", "--gifs", "--no-progress", "--run-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"texture: iters=2 resumed_from=0 | run {tmp_path} | ")
     for name in ("sampling.gif", "inpainting.gif", "samples.png"):
         assert (tmp_path / name).stat().st_size > 0
 
@@ -272,3 +273,82 @@ def test_textures_load_from_a_folder_a_file_or_a_bundled_name(tmp_path):
     assert [im.shape for im in load_textures(str(tmp_path), 1)] == [(40, 50, 1), (30, 30, 1)]
     assert load_textures(str(tmp_path / "b.png"), 3)[0].shape == (30, 30, 3)
     assert load_textures("grass", 1)[0].shape == (512, 512, 1)
+
+
+def test_shipped_checkpoint_loads_and_scores_its_texture():
+    from pathlib import Path
+
+    from paintrnn.agents.texture_train import load_textures
+
+    import paintrnn
+
+    model = load_model(Path(paintrnn.__file__).parent / "assets" / "checkpoints" / "texture.pt")
+    assert isinstance(model, TextureModel) and not model.training
+    assert model.config == TextureModelConfig(hidden=32, head_hidden=80, head_layers=2, radius=3, slope=4)
+    grass = torch.from_numpy(load_textures("grass", 1)[0][:64, :64].copy())[None].long()  # what it was trained on
+    with torch.no_grad():
+        bits = float(model.bits_per_dim(grass))
+    assert bits < 7.0, bits  # trained: about 6.0; the same architecture untrained: about 9 bits per pixel
+
+
+def tiny_config(tmp_path, **kwargs) -> TrainConfig:
+    return TrainConfig(**{**dict(texture="grass", crop=8, batch_size=2, iters=6, log_every=2, checkpoint_every=2,
+                                 sample_size=8, progress=False, run_dir=str(tmp_path / "run"), **TINY), **kwargs})
+
+
+def test_run_options_come_first_and_old_flags_still_work(tmp_path, capsys):
+    from paintrnn.config import build_parser, parse_config
+    from paintrnn.run import RunConfig
+
+    flags = [a.dest for a in build_parser(TrainConfig)._actions if a.dest != "help"]
+    base = [f.name for f in __import__("dataclasses").fields(RunConfig)]
+    assert flags[: len(base)] == base and flags[len(base)] == "channels"  # then the architecture
+    cfg = parse_config(TrainConfig, ["--steps", "7", "--no-resume", "--run-dir", str(tmp_path)])
+    assert cfg.iters == 7 and cfg.resume == "never" and cfg.run_dir == str(tmp_path)
+    assert "--steps is deprecated, use --iters" in capsys.readouterr().err
+    assert TrainConfig().run_dir == "runs/texture" and TrainConfig().log_every == 25
+
+
+def test_resume_checks_settings_and_a_moved_run_folder_resumes(tmp_path):
+    import os
+
+    from paintrnn.training import load_checkpoint, read_metrics
+
+    cfg = tiny_config(tmp_path)
+    full, _ = train(cfg)
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [2, 4, 6] and all("minutes" in r and "seconds" not in r for r in rows)
+    with pytest.raises(CheckpointError, match="hidden: 6 -> 7"):
+        train(tiny_config(tmp_path, hidden=7))
+    os.rename(tmp_path / "run", tmp_path / "moved")
+    _, summary = train(tiny_config(tmp_path, run_dir=str(tmp_path / "moved"), gifs=True, sample_size=9,
+                                   eval_every=3, resume="must"))  # allowed changes
+    assert summary["resumed_from"] == 6 and load_checkpoint(tmp_path / "moved" / "checkpoint.pt")["step"] == 6
+    _, summary = train(tiny_config(tmp_path, run_dir=str(tmp_path / "moved"), iters=8, resume="force"))
+    assert summary["resumed_from"] == 6 and load_checkpoint(tmp_path / "moved" / "checkpoint.pt")["step"] == 8
+    fresh, summary = train(tiny_config(tmp_path, run_dir=str(tmp_path / "moved"), resume="never"))
+    assert summary["resumed_from"] == 0
+    for k, v in full.state_dict().items():  # the same seed from scratch: the same weights
+        assert torch.equal(fresh.state_dict()[k], v)
+
+
+def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
+    import paintrnn.run
+
+    full, _ = train(tiny_config(tmp_path, run_dir=str(tmp_path / "full"), holdout=0.25, eval_every=2))
+    real_save, calls = paintrnn.run.Run.save, []
+
+    def killed_after_two(self, *args, **kwargs):
+        real_save(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(paintrnn.run.Run, "save", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path, run_dir=str(tmp_path / "killed"), holdout=0.25, eval_every=2))
+    monkeypatch.setattr(paintrnn.run.Run, "save", real_save)
+    resumed, summary = train(tiny_config(tmp_path, run_dir=str(tmp_path / "killed"), holdout=0.25, eval_every=3))
+    assert summary["resumed_from"] == 4
+    for k, v in full.state_dict().items():
+        assert torch.equal(resumed.state_dict()[k], v), k
