@@ -10,7 +10,14 @@ facades turn any ``BatchedEnv`` into a Gymnasium citizen:
   seeded as :class:`gymnasium.vector.SyncVectorEnv` seeds its envs (``seed + i``), so both give the same
   observations and rewards. Autoreset modes ``NEXT_STEP`` (default), ``SAME_STEP`` (``final_obs`` /
   ``final_info`` in ``info``, as in Gymnasium 1.x) and ``DISABLED``. ``gym.make_vec(id, num_envs=N)``
-  builds it through the id's ``vector_entry_point``.
+  builds it through the id's ``vector_entry_point``; ``max_episode_steps=K`` truncates its episodes at ``K``
+  steps as the ``TimeLimit`` of the sync mode does.
+
+Both facades take keyword arguments the way Python functions do: an unknown one raises ``TypeError`` with
+Python's own text (``PaintEnv.__init__() got an unexpected keyword argument 'frameskip'``, which clients such
+as TorchRL's ``GymEnv`` recognise), followed by the valid ones. ``reset()`` rejects unknown ``options`` keys
+(``ValueError``), and a ``reset()`` that raised leaves the env needing a successful one: ``step`` raises
+``gymnasium.error.ResetNeeded`` until then.
 
 ## Writing a new environment
 
@@ -37,8 +44,9 @@ Infos are dicts of NumPy arrays with a leading ``N`` axis; the facades turn them
 
 from __future__ import annotations
 
+import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -55,6 +63,24 @@ Info = dict[str, np.ndarray]
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, Info]
 
 
+def check_keywords(where: str, given: Iterable[str], valid: Iterable[str]) -> None:
+    """Raise ``TypeError`` for keyword arguments ``given`` to ``where`` (``"PaintEnv.__init__"``) that are not
+    ``valid``, with Python's own wording first (``... got an unexpected keyword argument 'x'``), then the valid
+    ones (and the closest match, for a typo)."""
+    valid = list(valid)
+    unknown = [key for key in given if key not in valid]
+    if not unknown:
+        return
+    first, rest = unknown[0], unknown[1:]
+    message = f"{where}() got an unexpected keyword argument {first!r}"
+    if rest:
+        message += f" (and {', '.join(repr(k) for k in rest)})"
+    close = difflib.get_close_matches(first, valid, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    raise TypeError(f"{message}; valid keyword arguments: {', '.join(valid)}")
+
+
 class BatchedEnv(ABC):
     """``num_envs`` sub-environments stepped together, their state as tensors on ``device``."""
 
@@ -63,6 +89,11 @@ class BatchedEnv(ABC):
     single_action_space: spaces.Box | spaces.MultiDiscrete
     action_fields: tuple[str, ...] = ()
     """Names of the action components, for error messages (may be empty)."""
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The keyword options the simulator takes besides ``num_envs`` and ``render_mode``."""
+        return ("device",)
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu", render_mode: str | None = None) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
@@ -96,9 +127,10 @@ class BatchedEnv(ABC):
     def check_actions(self, actions: Any, batched: bool = True) -> Tensor:
         """Validate actions against ``single_action_space``; return a tensor ``(N, ...)`` on ``device``.
 
-        Box actions must be floating point and finite (values outside the box are clipped later by the
-        environment); MultiDiscrete actions must be integers inside ``[0, nvec)``. Anything else raises a
-        ``ValueError`` naming the problem. ``batched=False`` checks one action and adds the batch axis.
+        Box actions must be floating point, finite and within float32's range (they become float32; values
+        outside the box are clipped later by the environment); MultiDiscrete actions must be integers inside
+        ``[0, nvec)``. Anything else raises a ``ValueError`` naming the problem and the action component.
+        ``batched=False`` checks one action and adds the batch axis.
         """
         space = self.single_action_space
         shape = (self.num_envs, *space.shape) if batched else tuple(space.shape)
@@ -120,7 +152,17 @@ class BatchedEnv(ABC):
             bad = ~torch.isfinite(t).reshape(t.shape[0], -1).all(0)
             if bool(bad.any()):
                 raise ValueError(f"{what}: NaN or inf in {self._field(int(bad.nonzero()[0]))}")
-            return t.to(device=self.device, dtype=torch.float32)
+            t32 = t.to(device=self.device, dtype=torch.float32)
+            if t.dtype == torch.float64:  # finite float64 values beyond float32's range would become inf
+                over = ~torch.isfinite(t32).reshape(t.shape[0], -1).all(0)
+                if bool(over.any()):
+                    i = int(over.nonzero()[0])
+                    value = float(t.reshape(t.shape[0], -1)[:, i].abs().max())
+                    raise ValueError(
+                        f"{what}: {self._field(i)} holds a value of magnitude {value:.3g}, outside float32's range "
+                        f"(|x| <= {float(torch.finfo(torch.float32).max):.4g}); actions are float32"
+                    )
+            return t32
         if isinstance(space, spaces.MultiDiscrete):
             if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
                 raise ValueError(f"{what} for a MultiDiscrete space must be integers (int64), got dtype {t.dtype}")
@@ -142,11 +184,14 @@ def _scalar(value: np.ndarray) -> Any:
 class SingleEnv(gym.Env):
     """A :class:`BatchedEnv` with one sub-environment, as a ``gymnasium.Env``. Subclasses set ``simulator``.
 
-    Keyword arguments go to the simulator. ``step`` before ``reset``, or after the episode ended, raises
-    ``gymnasium.error.ResetNeeded``.
+    Keyword arguments go to the simulator (an unknown one raises ``TypeError``). ``reset`` takes no
+    ``options`` (unknown keys raise ``ValueError``). ``step`` before a successful ``reset``, or after the
+    episode ended, raises ``gymnasium.error.ResetNeeded``.
     """
 
     simulator: ClassVar[type[BatchedEnv]]
+    reset_options: ClassVar[tuple[str, ...]] = ()
+    """The keys ``reset(options=...)`` understands."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -154,6 +199,7 @@ class SingleEnv(gym.Env):
             cls.metadata = dict(cls.simulator.metadata)  # gym.make reads render modes from the class
 
     def __init__(self, render_mode: str | None = None, **options: Any) -> None:
+        check_keywords(f"{type(self).__name__}.__init__", options, ("render_mode", *self.simulator.option_names()))
         self.sim = self.simulator(num_envs=1, render_mode=render_mode, **options)
         self.observation_space = self.sim.single_observation_space
         self.action_space = self.sim.single_action_space
@@ -161,6 +207,8 @@ class SingleEnv(gym.Env):
         self._needs_reset = "reset() has not been called yet"
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        self._needs_reset = "the last reset() raised an error"  # until this one succeeds
+        check_reset_options(type(self).__name__, options, self.reset_options)
         super().reset(seed=seed)
         info = self.sim.reset_envs(np.ones(1, dtype=bool), [self.np_random])
         self._needs_reset = ""
@@ -183,6 +231,19 @@ class SingleEnv(gym.Env):
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in self.sim.observe().items()}
+
+
+def check_reset_options(owner: str, options: dict[str, Any] | None, known: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming the keys of ``options`` that ``owner.reset()`` does not know, and the known ones."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise ValueError(f"{owner}.reset(): options must be a dict or None, got {type(options).__name__}")
+    unknown = sorted(str(key) for key in options if key not in known)
+    if unknown:
+        raise ValueError(
+            f"{owner}.reset(): unknown option(s) {unknown}; known reset options: {list(known) if known else 'none'}"
+        )
 
 
 def _merge(infos: dict[str, Any], part: Info, mask: np.ndarray) -> dict[str, Any]:
@@ -213,19 +274,33 @@ class NativeVectorEnv(gym.vector.VectorEnv):
     """A :class:`BatchedEnv` with ``num_envs`` sub-environments, as a ``gymnasium.vector.VectorEnv``.
 
     ``autoreset_mode``: ``"next_step"`` (default), ``"same_step"`` or ``"disabled"`` (or an
-    :class:`~gymnasium.vector.AutoresetMode`). Actions may be NumPy arrays or torch tensors (on any device);
-    observations and rewards are NumPy arrays.
+    :class:`~gymnasium.vector.AutoresetMode`). ``max_episode_steps``: truncate every episode after this many
+    steps (``truncated=True``), as the ``TimeLimit`` wrapper of ``gym.make_vec(..., vectorization_mode="sync")``
+    does (``gym.make_vec`` passes its ``max_episode_steps`` here). Actions may be NumPy arrays or torch tensors
+    (on any device); observations and rewards are NumPy arrays. ``reset(options=...)`` knows ``reset_mask``.
     """
 
     simulator: ClassVar[type[BatchedEnv]]
+    reset_options: ClassVar[tuple[str, ...]] = ("reset_mask",)
+    """The keys ``reset(options=...)`` understands."""
 
     def __init__(
         self,
         num_envs: int,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        max_episode_steps: int | None = None,
         **options: Any,
     ) -> None:
+        check_keywords(
+            f"{type(self).__name__}.__init__",
+            options,
+            ("num_envs", "autoreset_mode", "render_mode", "max_episode_steps", *self.simulator.option_names()),
+        )
+        k = max_episode_steps
+        if k is not None and (not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1):
+            raise ValueError(f"max_episode_steps must be a positive int or None, got {k!r}")
+        self.max_episode_steps = None if k is None else int(k)
         self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
         self.sim = self.simulator(num_envs=num_envs, render_mode=render_mode, **options)
         self.num_envs = num_envs
@@ -238,7 +313,8 @@ class NativeVectorEnv(gym.vector.VectorEnv):
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._seeds: list[int | None] = [None] * num_envs
         self._autoreset = np.zeros(num_envs, dtype=bool)
-        self._started = False
+        self._elapsed = np.zeros(num_envs, dtype=np.int64)  # steps of the current episodes (for max_episode_steps)
+        self._needs_reset = "before reset()"
 
     @property
     def np_random(self) -> tuple[np.random.Generator, ...]:  # type: ignore[override]
@@ -258,7 +334,14 @@ class NativeVectorEnv(gym.vector.VectorEnv):
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset all sub-envs, or those in ``options["reset_mask"]``; ``seed`` int gives ``seed + i``."""
+        """Reset all sub-envs, or those in ``options["reset_mask"]``; ``seed`` int gives ``seed + i``.
+
+        If it raises, every sub-env needs resetting: ``step`` raises ``ResetNeeded`` until a full ``reset()``
+        succeeds.
+        """
+        started = not self._needs_reset
+        self._needs_reset = "after a reset() that raised an error"  # until this one succeeds
+        check_reset_options(type(self).__name__, options, self.reset_options)
         n = self.num_envs
         seeds = [None] * n if seed is None else [seed + i for i in range(n)] if isinstance(seed, int) else list(seed)
         if len(seeds) != n:
@@ -270,20 +353,21 @@ class NativeVectorEnv(gym.vector.VectorEnv):
                 raise ValueError(f"options['reset_mask'] must be a bool NumPy array of shape ({n},), got {mask!r}")
             if not mask.any():
                 raise ValueError("options['reset_mask'] must contain at least one True value")
-            if not self._started:
+            if not started and not mask.all():
                 raise ResetNeeded("reset all sub-environments (without reset_mask) before a partial reset")
-        self._started = True
         for i in np.flatnonzero(mask):
             if seeds[i] is not None:
                 self._rngs[i], self._seeds[i] = seeding.np_random(seeds[i])
         rngs = [self._rng(i) if mask[i] else None for i in range(n)]
         info = _merge({}, self.sim.reset_envs(mask, rngs), mask)
         self._autoreset[mask] = False
+        self._elapsed[mask] = 0
+        self._needs_reset = ""
         return self.sim.observe(), info
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if not self._started:
-            raise ResetNeeded("cannot call step() before reset()")
+        if self._needs_reset:
+            raise ResetNeeded(f"cannot call step() {self._needs_reset}; call reset() first")
         if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset.any():
             raise ResetNeeded(
                 f"sub-envs {np.flatnonzero(self._autoreset).tolist()} have ended and autoreset is disabled: "
@@ -291,11 +375,15 @@ class NativeVectorEnv(gym.vector.VectorEnv):
             )
         actions = self.sim.check_actions(actions)
         reward, terminated, truncated, step_info = self.sim.step_envs(actions)
+        self._elapsed += 1
+        if self.max_episode_steps is not None:
+            truncated = truncated | (self._elapsed >= self.max_episode_steps)
         infos: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset.any():
             mask = self._autoreset
             reset_info = self.sim.reset_envs(mask, [self._rng(i) if m else None for i, m in enumerate(mask)])
             reward[mask], terminated[mask], truncated[mask] = 0.0, False, False
+            self._elapsed[mask] = 0
             _merge(infos, step_info, ~mask)
             _merge(infos, reset_info, mask)
         elif self.autoreset_mode == AutoresetMode.SAME_STEP and (terminated | truncated).any():
@@ -308,6 +396,7 @@ class NativeVectorEnv(gym.vector.VectorEnv):
             infos["final_info"] = _merge({}, step_info, mask)
             infos["_final_info"] = mask.copy()
             reset_info = self.sim.reset_envs(mask, [self._rng(i) if m else None for i, m in enumerate(mask)])
+            self._elapsed[mask] = 0
             _merge(infos, step_info, ~mask)
             _merge(infos, reset_info, mask)
         else:

@@ -7,7 +7,9 @@ say how actions change the canvas (``_paint``) and what a fresh canvas is (``_re
 ## Observation
 
 ``Dict`` with ``canvas`` (uint8 ``H x W x C``), ``target`` (uint8 ``H x W x C``, only with a target
-source) and ``step`` (``Discrete(max_steps + 1)``: steps taken so far).
+source) and ``step``: the steps taken so far, ``Box(0, max_steps, (1,), int64)``. (A bounded integer ``Box``,
+not ``Discrete``: frame stackers such as Stable-Baselines3's ``VecFrameStack`` stack only ``Box`` entries,
+and TorchRL's specs take it as it is; the shape ``(1,)`` gives a stacking axis.)
 
 ## Rewards (``reward=``)
 
@@ -36,7 +38,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from .batched import BatchedEnv, Info, StepResult
+from .batched import BatchedEnv, Info, StepResult, check_keywords
 from .targets import TargetSpec, make_target_source
 
 REWARDS = ("l2_delta", "final_l2", "none")
@@ -107,18 +109,19 @@ class CanvasEnv(BatchedEnv):
 
     config_class: ClassVar[type[CanvasConfig]] = CanvasConfig
 
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls.config_class))
+
     def __init__(self, num_envs: int, render_mode: str | None = None, **options: Any) -> None:
-        names = [f.name for f in dataclasses.fields(self.config_class)]
-        unknown = sorted(set(options) - set(names))
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for {type(self).__name__}; valid options: {names}")
+        check_keywords(f"{type(self).__name__}.__init__", options, ("num_envs", "render_mode", *self.option_names()))
         cfg = self.config_class(**options)
         super().__init__(num_envs, cfg.device, render_mode)
         self.config = cfg
         n, c, h, w = num_envs, cfg.channels, cfg.height, cfg.width
         self.targets = make_target_source(cfg.target, h, w, c, cfg.data_dir)
         image = spaces.Box(0, 255, (h, w, c), np.uint8)
-        obs = {"canvas": image, "step": spaces.Discrete(cfg.max_steps + 1)}
+        obs = {"canvas": image, "step": spaces.Box(0, cfg.max_steps, (1,), np.int64)}
         if self.targets is not None:
             obs["target"] = spaces.Box(0, 255, (h, w, c), np.uint8)
         self.single_observation_space = spaces.Dict(obs)
@@ -181,7 +184,7 @@ class CanvasEnv(BatchedEnv):
         return info
 
     def observe(self) -> dict[str, np.ndarray]:
-        obs = {"canvas": observe_images(self.canvas, self._scratch), "step": self.steps.copy()}
+        obs = {"canvas": observe_images(self.canvas, self._scratch), "step": self.steps[:, None].copy()}  # (N, 1)
         if self.targets is not None:
             obs["target"] = self.target_u8.copy()
         return obs

@@ -8,6 +8,13 @@ decoder does, and adds it to the canvas in logit space::
 The observed canvas is ``sigmoid(canvas_logits)`` as uint8; the float logits stay available as
 ``env.unwrapped.sim.canvas_logits`` ``(N, C, H, W)``. See :mod:`paintrnn.attention` for the filterbank.
 
+The logits are clipped to ``[-LOGIT_LIMIT, LOGIT_LIMIT]`` (``1e4``) after every write, so they stay finite
+whatever the actions (a few raw patches of ``3e38`` would otherwise overflow them to ``inf``, and
+``inf - inf`` to NaN). Clipping, not rejecting: float32's sigmoid is exactly 0 or 1 long before ``+-1e4``
+(beyond about ``+-104``), so the observation, the float canvas and the rewards are those of the unclipped sum;
+only the hidden logits forget how far past saturation they were, and a DRAW decoder's canvas (tens of logits)
+replays exactly.
+
 ## Action layout (``5 + C * N * N`` numbers)
 
 | index | raw parameter | default map from ``a`` in [-1, 1] | range |
@@ -40,6 +47,8 @@ from paintrnn.attention import filterbank, window_box, window_from_raw, write
 from .batched import NativeVectorEnv, SingleEnv
 from .canvas import CanvasConfig, CanvasEnv
 
+LOGIT_LIMIT = 1e4
+"""``canvas_logits`` are clipped to ``[-LOGIT_LIMIT, LOGIT_LIMIT]`` after each write (see the module docstring)."""
 RAW_OFFSET = (0.0, 0.0, 1.0, -1.5, 0.0)
 """Offsets of the affine maps ``raw = offset + scale * a`` of the five window parameters."""
 RAW_SCALE = (1.0, 1.0, 3.0, 1.5, 2.0)
@@ -58,9 +67,9 @@ class DrawConfig(CanvasConfig):
     raw_actions: bool = False
     """Actions are the raw DRAW parameters, Box(-inf, inf), instead of the [-1, 1] Box with affine maps."""
     canvas_init: float = 0.0
-    """Initial canvas logit (0.0 as in DRAW: the canvas starts at sigmoid(0) = 0.5)."""
+    """Initial canvas logit (0.0 as in DRAW: the canvas starts at sigmoid(0) = 0.5), within +-1e4."""
     patch_scale: float = 8.0
-    """Patch values in logit units for actions of +-1 (not used with raw_actions)."""
+    """Patch values in logit units for actions of +-1, at most 1e4 (not used with raw_actions)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,8 +78,11 @@ class DrawConfig(CanvasConfig):
         for name in ("canvas_init", "patch_scale"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}")
-        if self.patch_scale <= 0:
-            raise ValueError(f"patch_scale must be > 0, got {self.patch_scale!r}")
+        limit = f"{LOGIT_LIMIT:g} (the logits' clip)"
+        if not 0 < self.patch_scale <= LOGIT_LIMIT:
+            raise ValueError(f"patch_scale must be in (0, {limit}], got {self.patch_scale!r}")
+        if abs(self.canvas_init) > LOGIT_LIMIT:
+            raise ValueError(f"canvas_init must lie within +-{limit}, got {self.canvas_init!r}")
 
 
 def draw_actions_to_raw(actions: Tensor, patch_scale: float = 8.0) -> Tensor:
@@ -135,7 +147,8 @@ class DrawSim(CanvasEnv):
                     f"raw actions of sub-envs {bad.nonzero().flatten().tolist()} give a non-finite canvas "
                     "(log sigma^2, log delta or log gamma too extreme); the canvas was left unchanged"
                 )
-        self.canvas_logits.add_(update)  # in place, the same sum as ``canvas_logits + update``
+        # in place, the same sum as ``canvas_logits + update``; clipped so that the logits stay finite
+        self.canvas_logits.add_(update).clamp_(-LOGIT_LIMIT, LOGIT_LIMIT)
         torch.sigmoid(self.canvas_logits, out=self.canvas)
         self._window_raw = raw[:, :5].clone()  # raw may share memory with the caller's action array
         return np.ones(self.num_envs, np.int64)

@@ -72,7 +72,8 @@ def greedy_paint_policy(env: gym.Env, seed: int, candidates: int = 256) -> Polic
         target = torch.from_numpy(obs["target"]).permute(2, 0, 1)[None].float() / 255
         actions = torch.rand(candidates, *env.action_space.shape, generator=gen) * 2 - 1
         strokes = actions_to_strokes(actions, cfg.channels, cfg.radius_range, cfg.opacity_range)
-        painted = render_strokes(strokes, canvas.expand(candidates, -1, -1, -1).contiguous())
+        # eager: a few dozen calls cost less than torch.compile's stall of tens of seconds at the first one
+        painted = render_strokes(strokes, canvas.expand(candidates, -1, -1, -1).contiguous(), backend="eager")
         best = (painted - target).square().mean(dim=(1, 2, 3)).argmin()
         return actions[best].numpy()
 
@@ -136,7 +137,8 @@ def rerender(episode: Episode, height: int, width: int) -> np.ndarray:
     strokes = torch.from_numpy(episode.strokes)[None]  # (1, K, 10 + C)
     channels = strokes.shape[-1] - 10
     canvas = torch.full((1, channels, height, width), episode.background)
-    return to_uint8(render_strokes(strokes, canvas))[0].permute(1, 2, 0).numpy()
+    painted = render_strokes(strokes, canvas, backend="eager")  # one call: a compile would cost far more
+    return to_uint8(painted)[0].permute(1, 2, 0).numpy()
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from paintrnn.data import load_mnist
 from paintrnn.media import draw_boxes, upscale
 from paintrnn.retina import glimpse, glimpse_boxes
 
-from .batched import BatchedEnv, Info, NativeVectorEnv, SingleEnv, StepResult
+from .batched import BatchedEnv, Info, NativeVectorEnv, SingleEnv, StepResult, check_keywords
 
 ENV_ID = "paintrnn/Glimpse-v0"
 FRAGMENT = 8
@@ -111,14 +111,15 @@ def make_scene(digit: np.ndarray, others: Sequence[np.ndarray], canvas: int, rng
 class GlimpseSim(BatchedEnv):
     """``num_envs`` glimpse-classification episodes; state as tensors on ``device``."""
 
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return ("device", *(f.name for f in fields(GlimpseConfig)))
+
     def __init__(
         self, num_envs: int, device: str | torch.device = "cpu", render_mode: str | None = None, **options
     ) -> None:
+        check_keywords(f"{type(self).__name__}.__init__", options, ("num_envs", "render_mode", *self.option_names()))
         super().__init__(num_envs, device, render_mode)
-        known = {f.name for f in fields(GlimpseConfig)}
-        unknown = set(options) - known
-        if unknown:
-            raise TypeError(f"unknown Glimpse-v0 options {sorted(unknown)}; known: {sorted(known)}")
         self.cfg = cfg = GlimpseConfig(**options)
         self.digits, self.labels_all = _digits(cfg.split, cfg.data_dir, cfg.data_source)
         self.side = cfg.canvas or self.digits.shape[1]

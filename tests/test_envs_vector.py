@@ -125,7 +125,7 @@ def test_partial_reset_with_reset_mask_matches_sync(env_id):
     )
     assert_same_tree(a[0], b[0], "obs")
     assert_same_tree(a[1], b[1])
-    assert a[0]["step"].tolist() == [0, 3, 0, 0] and a[1]["_strokes"].tolist() == mask.tolist()
+    assert a[0]["step"].tolist() == [[0], [3], [0], [0]] and a[1]["_strokes"].tolist() == mask.tolist()
 
 
 def test_vector_env_validates_batched_actions_and_order():

@@ -127,7 +127,7 @@ def test_bad_actions_raise(action, msg):
 def test_bad_options_raise(options, msg):
     with pytest.raises(ValueError, match=msg):
         GlimpseEnv(**SAMPLE, **options)
-    with pytest.raises(TypeError, match="unknown"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
         GlimpseEnv(**SAMPLE, colour=True)
 
 
