@@ -1,6 +1,8 @@
 """``paintrnn``: one command for the whole package (also ``python -m paintrnn``).
 
     paintrnn demo [--out paintrnn-demo] [--train] [--device cpu]   # GIFs of every model family + index.html
+    paintrnn paint IMAGE [--strokes 4000] [--size 512] [--out DIR]  # a picture in strokes: PNG, GIF, SVG, JSON
+    paintrnn render DIR/strokes.json [--size 4096] [--out big.png]  # the strokes again, at any size
     paintrnn train {draw,painter,texture,glimpse} [options]         # the training scripts
     paintrnn gif MODEL [--out FILE.gif | FOLDER]                    # animation of any model
     paintrnn sample MODEL [--out FILE.png]                          # PNG grid of results
@@ -162,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paintrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"paintrnn {paintrnn.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{demo,train,gif,sample,bench}", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="{demo,paint,render,train,gif,sample,bench}", required=True)
 
     about = "Write draw.gif, painter.gif, texture.gif, glimpse.gif and index.html."
     demo = sub.add_parser(
@@ -175,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     demo.set_defaults(func=_demo)
 
+    sub.add_parser("paint", help="paint a picture with strokes: PNG, GIF, SVG and strokes.json", add_help=False)
+    sub.add_parser("render", help="re-render a strokes.json at any size", add_help=False)
     sub.add_parser("train", help="train a model: " + ", ".join(TRAIN), add_help=False)
     sub.add_parser("bench", help="run a benchmark: " + ", ".join(BENCH), add_help=False)
 
@@ -207,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate("train", TRAIN, argv[1:])
     if argv and argv[0] == "bench":
         return _delegate("bench", BENCH, argv[1:])
+    if argv and argv[0] in ("paint", "render"):
+        from paintrnn.agents.paint_cli import paint_main, render_main
+
+        return (paint_main if argv[0] == "paint" else render_main)(argv[1:])
     args = build_parser().parse_args(argv)
     with torch_threads(args.threads):
         return args.func(args)

@@ -9,6 +9,7 @@ through the ``paintrnn.models`` entry points (see :mod:`paintrnn.hub`).
     >>> paintrnn.available_models()
     ['draw', 'painter', 'texture', 'glimpse']
     >>> model = paintrnn.load("draw")  # or a run folder, or a checkpoint.pt  # doctest: +SKIP
+    >>> paintrnn.paint("photo.jpg", strokes=1000).save("painting/")  # doctest: +SKIP
 """
 
 from importlib.metadata import PackageNotFoundError
@@ -21,4 +22,12 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "available_models", "load"]
+__all__ = ["Painting", "__version__", "available_models", "load", "paint"]
+
+
+def __getattr__(name: str):  # paint and Painting on first use: importing them pulls in torch
+    if name in ("paint", "Painting"):
+        from paintrnn import painting
+
+        return getattr(painting, name)
+    raise AttributeError(f"module 'paintrnn' has no attribute {name!r}")
