@@ -6,13 +6,12 @@
 
 Bad input (a missing or unreadable file, --strokes 0, an unknown brush or method) is reported as one line
 on stderr with exit status 2, without a traceback. The methods agent and agent+optimize need the learned
-colour painter (its module registers it with paintrnn.painting.register_proposer; see PROPOSER_MODULES).
+colour painter shipped as the model ``painter-colour`` (``paintrnn.load``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import resource
 import sys
 import time
@@ -22,23 +21,12 @@ from pathlib import Path
 from paintrnn.config import build_parser
 from paintrnn.painting import PaintConfig, PaintError, Painting, paint
 
-PROPOSER_MODULES: tuple[str, ...] = ("paintrnn.agents.colour_painter",)
-"""Modules imported (when present) before painting, so that they can register the ``agent`` stroke proposer."""
 THREADS_HELP = "torch CPU threads; 0 = torch's default (all cores); 1 is fastest on a busy, shared CPU"
 
 
 def _fail(command: str, err: BaseException) -> int:
     print(f"paintrnn {command}: error: {err}", file=sys.stderr)
     return 2
-
-
-def _load_proposers() -> None:
-    for name in PROPOSER_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name is None or not name.startswith(err.name):  # a dependency of the module is missing: say so
-                raise
 
 
 def _threads(n: int) -> None:
@@ -72,8 +60,6 @@ def paint_main(argv: Sequence[str] | None = None) -> int:
     try:
         _threads(threads)
         cfg = PaintConfig(**args)
-        if cfg.method != "optimize":
-            _load_proposers()
         if gif_size < 1:
             raise PaintError(f"--gif-size must be >= 1, got {gif_size}")
         painting = paint(image, config=cfg, progress=show)

@@ -551,15 +551,34 @@ class ErrorMapProposer:
 _PROPOSERS: dict[str, Callable[[torch.device], StrokeProposer]] = {}
 
 
+AGENT_MODEL = "painter-colour"
+"""The shipped model (``paintrnn.load`` name) behind the methods ``agent`` and ``agent+optimize``: any model
+with a ``propose(patches, n)`` method (a :class:`StrokeProposer`)."""
+
+
 def register_proposer(name: str, factory: Callable[[torch.device], StrokeProposer]) -> None:
-    """Make ``factory(device) -> StrokeProposer`` available to :func:`paint` under ``name`` (``"agent"`` serves
-    the methods ``agent`` and ``agent+optimize``)."""
+    """Make ``factory(device) -> StrokeProposer`` serve the methods ``agent`` and ``agent+optimize`` (``name``
+    ``"agent"``) instead of the shipped :data:`AGENT_MODEL`."""
     _PROPOSERS[name] = factory
 
 
+def _shipped_agent(device: torch.device) -> StrokeProposer | None:
+    """The shipped colour painter through :func:`paintrnn.hub.load` (no import of the agents here), or None
+    when it is not installed."""
+    from paintrnn import hub
+
+    if AGENT_MODEL not in hub.SHIPPED or not hub.checkpoint_path(AGENT_MODEL).is_file():
+        return None
+    model = hub.load(AGENT_MODEL, device=device)
+    return model if callable(getattr(model, "propose", None)) else None
+
+
 def available_methods() -> tuple[str, ...]:
-    """The methods usable now (``agent*`` only once a proposer named ``"agent"`` is registered)."""
-    return tuple(m for m in METHODS if m == "optimize" or "agent" in _PROPOSERS)
+    """The methods usable now (``agent*`` once a proposer is registered or the shipped colour painter exists)."""
+    from paintrnn import hub
+
+    agent = "agent" in _PROPOSERS or (AGENT_MODEL in hub.SHIPPED and hub.checkpoint_path(AGENT_MODEL).is_file())
+    return tuple(m for m in METHODS if m == "optimize" or agent)
 
 
 # ----------------------------------------------------------------------------------------------- optimisation
@@ -723,12 +742,13 @@ def _proposer_for(method: str, proposer: StrokeProposer | None, device: torch.de
         return proposer or ErrorMapProposer()
     if proposer is not None:
         return proposer
-    if "agent" not in _PROPOSERS:
+    found = _PROPOSERS["agent"](device) if "agent" in _PROPOSERS else _shipped_agent(device)
+    if found is None:
         raise MethodUnavailableError(
-            f"method {method!r} needs the colour painter (a learned stroke proposer), which is not available yet; "
-            "use --method optimize"
+            f"method {method!r} needs the colour painter ({AGENT_MODEL!r}, a learned stroke proposer), which is not "
+            "installed; use --method optimize"
         )
-    return _PROPOSERS["agent"](device)
+    return found
 
 
 def _device(name: str) -> torch.device:
