@@ -34,8 +34,9 @@ A :class:`Painting` holds the strokes in the layout of :mod:`paintrnn.render` (n
 and renders them at any size, tile by tile (:meth:`Painting.render`), and writes PNG, GIF (coarse to fine),
 SVG and ``strokes.json`` (:data:`JSON_FORMAT`, version :data:`JSON_VERSION`).
 
-The core never imports :mod:`paintrnn.agents`: a learned stroke proposer is registered from outside with
-:func:`register_proposer` (name ``"agent"``, used by the methods ``agent`` and ``agent+optimize``).
+The core never imports :mod:`paintrnn.agents`: the methods ``agent`` and ``agent+optimize`` use the shipped
+colour painter :data:`AGENT_MODEL` through :func:`paintrnn.load` (any model with a ``propose`` method), or a
+proposer given to :func:`paint` or registered with :func:`register_proposer`.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ from paintrnn.tiles import TILE, clamp_strokes, composite_region, render_frames,
 
 ImageLike = str | os.PathLike | np.ndarray | Image.Image | Tensor
 METHODS: tuple[str, ...] = ("optimize", "agent", "agent+optimize")
-"""Painting methods: ``optimize`` (error-map strokes refined by Adam), ``agent`` (a registered stroke proposer
-alone), ``agent+optimize`` (its strokes refined by Adam)."""
+"""Painting methods: ``optimize`` (error-map strokes refined by Adam), ``agent`` (the learned colour painter's
+strokes alone), ``agent+optimize`` (its strokes refined by Adam)."""
 JSON_FORMAT = "paintrnn-strokes"
 JSON_VERSION = 1
 CHANNELS = 3
