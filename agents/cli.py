@@ -9,8 +9,8 @@
     paintrnn bench {draw,painter,texture,glimpse,envs,render} [options]
     paintrnn --version
 
-MODEL is what ``paintrnn.load`` takes: a shipped model's name (draw, painter, texture, glimpse), a run folder
-or a checkpoint file.
+MODEL is what ``paintrnn.load`` takes: a shipped model's name (draw, painter, painter-colour, texture,
+glimpse), a run folder or a checkpoint file.
 
 ``paintrnn train X`` and ``paintrnn bench X`` pass their options on to the same ``main(argv)`` functions the
 files in ``scripts/`` call, so ``paintrnn train draw --help`` lists the same options as

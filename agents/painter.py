@@ -17,6 +17,13 @@ observation and the state and returns a :class:`PolicyOutput` and the next state
 bool mask) zeroes the state of episodes that begin at this step. :meth:`Painter.forward` unrolls ``step``.
 Inputs of another size are resized to ``image_size``; a wrong channel count is a ``ValueError``.
 
+Colour painters for photos (``paintrnn.load("painter-colour")``): ``colour="fit"`` colours each stroke with
+the least-squares colour of the target under it (:func:`fit_colours`; the network only places strokes),
+``head="spatial"`` takes each stroke's centre from a heat map over the encoder's features, ``taper=False``
+gives a stroke one radius and one opacity. :meth:`Painter.propose` is the ``StrokeProposer`` of
+:mod:`paintrnn.painting` (``paint(method="agent")``): it paints each patch of a batch on top of the painting
+so far.
+
 Meeting the environment: :meth:`Painter.predict` takes ``paintrnn/Paint-v0`` (or ``PaintGrid-v0``)
 observations as they come, one or a batch from the native vector env, and returns the env's action and the
 next recurrent state (Stable-Baselines3's recurrent ``predict``); :meth:`Painter.check_env` says whether an
@@ -27,9 +34,11 @@ env's action layout fits the painter. :func:`make_vector_env` builds the trainin
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -39,14 +48,21 @@ import torch.nn.functional as F
 from paintrnn.envs.paint import actions_to_strokes
 from torch import Tensor, nn
 
-from paintrnn.render import render_strokes, stroke_size
-from paintrnn.training import CheckpointError, load_checkpoint, progress
+from paintrnn.render import STROKE_FIELDS, render_strokes, stroke_coverage, stroke_size
+from paintrnn.training import CheckpointError, export_weights, load_checkpoint, progress, save_checkpoint
+
+if TYPE_CHECKING:  # the protocol's argument type only: the painter matches paintrnn.painting structurally
+    from paintrnn.painting import PatchBatch
 
 KIND = "painter"
 """The painter family's checkpoint kind (backprop mode, and the shipped checkpoint)."""
 KINDS = {"backprop": KIND, "ppo": "painter-ppo", "ddpg": "painter-ddpg", "gan": "painter-gan"}
 """Checkpoint kind of each training mode: distinct, so that a run never resumes another mode's checkpoint;
 :func:`load_model` reads them all."""
+
+PROPOSE_DEFAULTS: dict[str, Any] = {"views": 8, "min_radius": 0.0}
+"""Settings of :meth:`Painter.propose` (attributes of the painter) when its checkpoint stores none
+(``extra["propose"]``, written by :func:`export_painter`)."""
 
 State = tuple[Tensor, Tensor]
 """LSTM ``(h, c)``, each ``(B, hidden)``."""
@@ -74,6 +90,20 @@ class PainterSpec:
     """Grid action: number of choices of each categorical (the env's MultiDiscrete nvec)."""
     radius_range: tuple[float, float] = (0.01, 0.1)
     """Continuous action: brush radius range (fraction of the shorter side), as the env's option."""
+    opacity_range: tuple[float, float] = (0.0, 1.0)
+    """Continuous action: stroke opacity range, as the env's option."""
+    taper: bool = True
+    """Continuous action: radius and opacity may differ between a stroke's ends (False: the start's values
+    serve the whole stroke, as the round brush of paintrnn.painting)."""
+    head: Literal["global", "spatial"] = "global"
+    """Continuous action: where stroke positions come from. global: the LSTM state, like every other number;
+    spatial (conditional painters): each stroke's centre is the soft-argmax of its own heat map over the
+    encoder's ``S/4 x S/4`` feature map (conditioned on the LSTM state), and its three points are offsets from
+    that centre (up to a quarter of the canvas), so a stroke goes where the features say the error is."""
+    colour: Literal["action", "fit"] = "action"
+    """Continuous action: a stroke's colour is its action's (``action``) or the least-squares colour of the
+    target under the stroke, given the canvas and the stroke's alpha (``fit``, conditional painters only: the
+    network places strokes, the closed form colours them, as primitive does)."""
 
 
 class PolicyOutput(NamedTuple):
@@ -109,6 +139,39 @@ def prepare_images(images: Tensor, channels: int, size: int | None, name: str = 
     return images.clamp(0, 1)
 
 
+def fit_colours(
+    strokes: Tensor,
+    canvas: Tensor,
+    target: Tensor,
+    *,
+    mode: str = "hard",
+    sharpness: float = 2.0,
+    backend: str = "auto",
+    weight: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Colour ``(B, k, 10 + C)`` strokes, in order, with the least-squares colour of ``target`` under each and
+    composite them onto ``canvas`` (both ``(B, C, H, W)``); returns the coloured strokes and the new canvas.
+    ``weight`` ``(B, 1, H, W)`` weighs the pixels' errors (0: a pixel that does not count, such as padding).
+
+    With the stroke's alpha ``a`` and the canvas ``K`` before it, the new canvas ``K (1 - a) + c a`` is closest
+    to the target ``T`` for ``c = sum(a (T - K (1 - a))) / sum(a^2)`` (per channel, clipped to [0, 1]). The
+    alpha is the renderer's (``mode``, ``sharpness``, ``backend`` as in :func:`paintrnn.render.render_strokes`),
+    so the canvas equals ``render_strokes`` of the returned strokes, and gradients reach the geometry through
+    the colour too."""
+    B, k = strokes.shape[:2]
+    H, W = canvas.shape[-2:]
+    alpha = stroke_coverage(strokes, H, W, mode=mode, sharpness=sharpness, backend=backend)  # (B, k, H, W)
+    colours = []
+    for j in range(k):
+        a = alpha[:, j : j + 1]  # (B, 1, H, W)
+        wa = a if weight is None else a * weight
+        keep = canvas * (1 - a)
+        c = ((wa * (target - keep)).sum((2, 3)) / ((wa * a).sum((2, 3)) + 1e-6)).clamp(0, 1)  # (B, C)
+        canvas = keep + c[:, :, None, None] * a
+        colours.append(c)
+    return torch.cat([strokes[..., : len(STROKE_FIELDS)], torch.stack(colours, 1)], -1), canvas
+
+
 class Encoder(nn.Module):
     """Conv net: ``(B, in, S, S)`` -> ``(B, hidden)``; four stride-2 convolutions then a linear layer."""
 
@@ -127,6 +190,11 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(self.fc(self.conv(x).flatten(1)))
 
+    def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The feature map after the second convolution ``(B, 2 width, S/4, S/4)`` and the output ``(B, hidden)``."""
+        fmap = self.conv[:4](x)
+        return fmap, F.gelu(self.fc(self.conv[4:](fmap).flatten(1)))
+
 
 class Painter(nn.Module):
     """Recurrent stroke policy with a value head (for PPO); see the module docstring."""
@@ -135,6 +203,14 @@ class Painter(nn.Module):
         super().__init__()
         if spec.action == "grid" and not spec.nvec:
             raise ValueError("a grid painter needs nvec (the env's MultiDiscrete sizes)")
+        if spec.colour not in ("action", "fit"):
+            raise ValueError(f"colour must be 'action' or 'fit', got {spec.colour!r}")
+        if spec.colour == "fit" and (spec.action != "continuous" or not spec.conditional):
+            raise ValueError("colour='fit' needs a continuous, conditional painter (colours are fitted to the target)")
+        if spec.head not in ("global", "spatial"):
+            raise ValueError(f"head must be 'global' or 'spatial', got {spec.head!r}")
+        if spec.head == "spatial" and spec.action != "continuous":
+            raise ValueError("head='spatial' places continuous strokes; grid painters choose cells by their heads")
         self.spec = spec
         c = spec.channels
         self.action_dim = spec.strokes_per_step * stroke_size(c)
@@ -146,6 +222,11 @@ class Painter(nn.Module):
             nn.init.normal_(self.mean_head.weight, std=0.01)
             nn.init.uniform_(self.mean_head.bias, -1.0, 1.0)  # strokes start spread out, not all alike
             self.log_std = nn.Parameter(torch.full((self.action_dim,), -1.0))
+            if spec.head == "spatial":
+                self.where = nn.Linear(spec.hidden, 2 * spec.width)  # the LSTM state's say in the heat maps
+                self.heat = nn.Conv2d(2 * spec.width, spec.strokes_per_step, 1)  # one heat map per stroke
+                nn.init.zeros_(self.heat.weight)  # uniform maps at first: every centre starts mid-canvas
+                nn.init.zeros_(self.heat.bias)
         else:
             self.heads = nn.ModuleList(nn.Linear(spec.hidden, n) for n in spec.nvec)
             self.embeds = nn.ModuleList(nn.Embedding(n, spec.hidden) for n in spec.nvec)
@@ -155,6 +236,12 @@ class Painter(nn.Module):
         """The training config it came from (a checkpoint's ``config``), {} when untrained."""
         self.trained_iters = 0
         """Training iterations done (a checkpoint's ``step``)."""
+        self.views = PROPOSE_DEFAULTS["views"]
+        """:meth:`propose`: symmetric copies of each patch painted (1-8, :data:`SYMMETRIES` in order); the best
+        is kept. 1 paints the patch as it is."""
+        self.min_radius = PROPOSE_DEFAULTS["min_radius"]
+        """:meth:`propose`: smallest stroke radius, a fraction of the view's side (smaller ones are raised to it
+        as they are painted; 0: the spec's range alone)."""
 
     @property
     def episode_steps(self) -> int:
@@ -194,10 +281,17 @@ class Painter(nn.Module):
         if reset is not None:
             keep = (~reset.bool()).to(h.dtype)[:, None]  # (B, 1)
             h, c = h * keep, c * keep
-        h, c = self.lstm(self.encoder(x), (h, c))  # (B, hidden)
+        if spec.head == "spatial":
+            fmap, feat = self.encoder.features(x)  # (B, 2 width, S/4, S/4), (B, hidden)
+        else:
+            fmap, feat = None, self.encoder(x)
+        h, c = self.lstm(feat, (h, c))  # (B, hidden)
         value = self.value_head(h).squeeze(-1)
         if spec.action == "continuous":
-            return PolicyOutput(value, mean=self.mean_head(h), log_std=self.log_std), (h, c), None
+            mean = self.mean_head(h)
+            if fmap is not None:
+                mean = self._place(mean, fmap, h)
+            return PolicyOutput(value, mean=mean, log_std=self.log_std), (h, c), None
         logits, chosen, z = [], [], h
         for i, (head, embed) in enumerate(zip(self.heads, self.embeds)):
             lg = head(F.gelu(z))  # (B, n_i)
@@ -210,9 +304,49 @@ class Painter(nn.Module):
             z = z + embed(a)
         return PolicyOutput(value, logits=logits), (h, c), torch.stack(chosen, 1)
 
+    def _place(self, mean: Tensor, fmap: Tensor, h: Tensor) -> Tensor:
+        """Spatial head: the action means ``(B, k * d)`` with the point entries set to ``centre + offset``,
+        the centre a soft-argmax of each stroke's heat map, the offsets ``tanh`` of the head's numbers / 2."""
+        k = self.spec.strokes_per_step
+        logits = self.heat(F.gelu(fmap + self.where(h)[:, :, None, None])).flatten(2)  # (B, k, n*n)
+        grid = coord_channels(1, fmap.shape[-1], fmap)[0].flatten(1)  # (2, n*n) cell centres in [-1, 1]
+        centre = torch.softmax(logits, -1) @ grid.T  # (B, k, 2)
+        u = mean.unflatten(-1, (k, -1))  # (B, k, d)
+        points = centre.repeat(1, 1, 3) + 0.5 * torch.tanh(u[..., :6])  # (B, k, 6) in action units
+        return torch.cat([torch.atanh(points.clamp(-0.999, 0.999)), u[..., 6:]], -1).flatten(1)
+
     def strokes(self, u: Tensor) -> Tensor:
-        """Renderer strokes ``(B, k, 10 + C)`` of pre-``tanh`` actions ``u`` ``(B, k * d)``."""
-        return actions_to_strokes(torch.tanh(u), self.spec.channels, self.spec.radius_range)
+        """Renderer strokes ``(B, k, 10 + C)`` of pre-``tanh`` actions ``u`` ``(B, k * d)`` (colour ``fit``: the
+        colours are the actions' until :meth:`paint_step` fits them)."""
+        spec = self.spec
+        strokes = actions_to_strokes(torch.tanh(u), spec.channels, spec.radius_range, spec.opacity_range)
+        if not spec.taper:  # one radius and one opacity per stroke
+            strokes = torch.cat([strokes[..., :7], strokes[..., 6:7], strokes[..., 8:9], strokes[..., 8:9],
+                                 strokes[..., 10:]], -1)  # fmt: skip
+        return strokes
+
+    def paint_step(
+        self,
+        u: Tensor,
+        canvas: Tensor,
+        target: Tensor | None = None,
+        *,
+        mode: str = "hard",
+        sharpness: float = 2.0,
+        backend: str = "auto",
+        min_radius: float = 0.0,
+    ) -> tuple[Tensor, Tensor]:
+        """Composite the strokes of actions ``u`` ``(B, k * d)`` onto ``canvas`` ``(B, C, H, W)``: returns the
+        strokes ``(B, k, 10 + C)`` (colours fitted to ``target`` when the spec says ``fit``) and the new canvas.
+        ``min_radius`` raises smaller radii to it (a fraction of the shorter side)."""
+        strokes = self.strokes(u)
+        if min_radius > 0:
+            strokes = torch.cat([strokes[..., :6], strokes[..., 6:8].clamp(min=min_radius), strokes[..., 8:]], -1)
+        if self.spec.colour == "fit":
+            if target is None:
+                raise ValueError("a colour-fitting painter needs the target to colour its strokes")
+            return fit_colours(strokes, canvas, target, mode=mode, sharpness=sharpness, backend=backend)
+        return strokes, render_strokes(strokes, canvas, mode=mode, sharpness=sharpness, backend=backend)
 
     @torch.no_grad()
     def predict(
@@ -257,10 +391,85 @@ class Painter(nn.Module):
         out, state, grid = self.step(canvas, state, target, reset=reset, greedy=deterministic)
         if self.spec.action == "continuous":
             u = out.mean if deterministic else out.mean + out.log_std.exp() * torch.randn_like(out.mean)
-            action = torch.tanh(u).float().cpu().numpy()  # (N, k * d)
+            act = torch.tanh(u).unflatten(-1, (-1, stroke_size(self.spec.channels)))  # (N, k, d)
+            if not self.spec.taper:  # the env reads both ends: give them the start's values
+                act = torch.cat([act[..., :7], act[..., 6:7], act[..., 8:9], act[..., 8:9], act[..., 10:]], -1)
+            if self.spec.colour == "fit":  # the fitted colours, as actions
+                strokes, _ = self.paint_step(u, canvas.float() / 255, target.float() / 255)
+                act = torch.cat([act[..., : len(STROKE_FIELDS)], strokes[..., len(STROKE_FIELDS) :] * 2 - 1], -1)
+            action = act.flatten(1).float().cpu().numpy()  # (N, k * d)
         else:
             action = grid.cpu().numpy()  # (N, len(nvec))
         return (action[0] if single else action), state
+
+    @torch.no_grad()
+    def propose(self, patches: PatchBatch, n: int) -> Tensor:
+        """``n`` strokes for each crop of a batch of patches (the ``StrokeProposer`` protocol of
+        :mod:`paintrnn.painting`), ``(B, n, 10 + C)`` in the crops' normalised coordinates, in painting order.
+
+        The painter looks at each patch's ``region`` (the pixel box around it, resized to ``image_size``; the
+        painting so far and the photo, whose padding is replaced by the canvas so that it asks for nothing) and
+        paints on top of it for ``ceil(n / k)`` steps, in episodes of :attr:`episode_steps` steps (the state is
+        reset between episodes: each continues from the canvas the last one left), radii at least
+        :attr:`min_radius` of the view. It does so in :attr:`views`
+        mirrored or turned copies of the view at once (:data:`SYMMETRIES`) and keeps, for each patch, the copy
+        whose painting ends closest to the photo (the policy is not symmetric: each copy is another attempt,
+        undone onto the patch afterwards). The chosen strokes are mapped back
+        to the crop: control points clamped into ``region``, radii to ``patches.radius`` (px), opacities to
+        ``patches.opacity`` (when the batch has one); a colour-fitting painter's colours are then fitted again on
+        the crop itself, at its resolution (hard coverage, padding excluded)."""
+        spec = self.spec
+        if spec.action != "continuous" or not spec.conditional:
+            raise ValueError("only a continuous, conditional painter proposes strokes for a picture")
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"the number of strokes must be a positive int, got {n!r}")
+        canvas, target, valid = patches.canvas, patches.target, patches.valid
+        if canvas.ndim != 4 or canvas.shape[1] != spec.channels or target.shape != canvas.shape:
+            raise ValueError(f"patches must hold (B, {spec.channels}, h, w) canvas and target crops, got "
+                             f"{tuple(canvas.shape)} and {tuple(target.shape)}")  # fmt: skip
+        B, C, h, w = canvas.shape
+        device = next(self.parameters()).device
+        region = patches.region.detach().to("cpu", torch.float64)  # (B, 4) px
+        box = torch.stack([region[:, 0].floor().clamp(0, w - 1), region[:, 1].floor().clamp(0, h - 1),
+                           region[:, 2].ceil(), region[:, 3].ceil()], 1)  # fmt: skip
+        box[:, 2] = torch.maximum(box[:, 2].clamp(max=w), box[:, 0] + 1)
+        box[:, 3] = torch.maximum(box[:, 3].clamp(max=h), box[:, 1] + 1)
+        goal = torch.where(valid > 0, target, canvas)  # padding asks for nothing
+        size = spec.image_size
+        views = []
+        for image in (canvas, goal):
+            crops = [image[b : b + 1, :, y0:y1, x0:x1] for b, (x0, y0, x1, y1) in enumerate(box.long().tolist())]
+            views.append(torch.cat([prepare_images(c.float().to(device), C, size) for c in crops]))
+        symmetries = SYMMETRIES[: max(1, min(self.views, len(SYMMETRIES)))]
+        V = len(symmetries)
+        view = torch.cat([_turn(views[0], *sym) for sym in symmetries])  # (V B, C, S, S), symmetry-major
+        view_goal = torch.cat([_turn(views[1], *sym) for sym in symmetries])
+        k, episode = spec.strokes_per_step, self.episode_steps
+        chosen, state = [], self.initial_state(V * B, device)
+        for t in range(-(-n // k)):
+            if t % episode == 0:
+                state = self.initial_state(V * B, device)
+            out, state, _ = self.step(view, state, view_goal)
+            strokes, view = self.paint_step(out.mean, view, view_goal, backend="eager", min_radius=self.min_radius)
+            chosen.append(strokes)
+        local = torch.cat(chosen, 1)[:, :n].unflatten(0, (V, B))  # (V, B, n, 10 + C) in the turned views
+        local = torch.stack([_unturn_strokes(local[i], *sym) for i, sym in enumerate(symmetries)])
+        best = ((view - view_goal) ** 2).mean((1, 2, 3)).view(V, B).argmin(0)  # (B,) the best view of each
+        local = local[best, torch.arange(B, device=best.device)].to(canvas.device, torch.float64)  # (B, n, d)
+        reg, box = region.to(local.device)[:, None], box.to(local.device)[:, None]  # (B, 1, 4)
+        side = torch.minimum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1])  # (B, 1)
+        xs = (box[..., 0:1] + local[..., 0:6:2] * (box[..., 2:3] - box[..., 0:1])).clamp(reg[..., 0:1], reg[..., 2:3])
+        ys = (box[..., 1:2] + local[..., 1:6:2] * (box[..., 3:4] - box[..., 1:2])).clamp(reg[..., 1:2], reg[..., 3:4])
+        r_lo, r_hi = patches.radius
+        radius = (local[..., 6:8] * side[..., None]).clamp(r_lo, max(r_lo, r_hi))
+        points = torch.stack([xs / w, ys / h], -1).flatten(-2)  # (B, n, 6): x0, y0, x1, y1, x2, y2
+        a_lo, a_hi = getattr(patches, "opacity", (0.0, 1.0))  # the brush's opacities, where the batch says
+        opacity = local[..., 8:10].clamp(a_lo, max(a_lo, a_hi))
+        result = torch.cat([points, radius / min(h, w), opacity, local[..., 10:]], -1).float()
+        if spec.colour == "fit":  # refit the colours at the crop's own resolution, on its pixels only
+            crop = canvas.float()
+            result, _ = fit_colours(result, crop, target.float(), backend="eager", weight=valid.float())
+        return result.to(canvas.dtype if canvas.is_floating_point() else torch.float32)
 
     def check_env(self, env: gym.Env | gym.vector.VectorEnv) -> None:
         """Raise a ``ValueError`` naming every mismatch between ``env`` (single or vector) and this painter:
@@ -285,7 +494,7 @@ class Painter(nn.Module):
         elif not isinstance(actions, gym.spaces.MultiDiscrete) or tuple(actions.nvec.tolist()) != spec.nvec:
             problems.append(f"actions are {actions}, the grid painter chooses among nvec={spec.nvec}")
         options = getattr(getattr(getattr(env, "unwrapped", env), "sim", None), "config", None)
-        for name, painters in (("radius_range", spec.radius_range), ("opacity_range", (0.0, 1.0))):
+        for name, painters in (("radius_range", spec.radius_range), ("opacity_range", spec.opacity_range)):
             envs = tuple(getattr(options, name, painters))
             if spec.action == "continuous" and envs != tuple(painters):
                 problems.append(f"the env's {name} is {envs}, the painter's {tuple(painters)}")
@@ -295,9 +504,17 @@ class Painter(nn.Module):
             raise ValueError("the env does not fit this painter: " + "; ".join(problems))
 
     def forward(
-        self, target: Tensor, steps: int, *, sharpness: float = 2.0, mode: str = "soft", backend: str = "auto"
+        self,
+        target: Tensor,
+        steps: int,
+        *,
+        canvas: Tensor | None = None,
+        sharpness: float = 2.0,
+        mode: str = "soft",
+        backend: str = "auto",
     ) -> list[Tensor]:
-        """Paint ``target`` ``(B, C, H, W)`` in ``steps`` deterministic steps; returns the canvas after each.
+        """Paint ``target`` ``(B, C, H, W)`` in ``steps`` deterministic steps, on top of ``canvas`` (same shape;
+        default black); returns the canvas after each step.
 
         Continuous policies only. Strokes are rendered at the target's resolution (``mode="soft"`` for
         backprop, ``"hard"`` for evaluation; ``backend`` as the renderer's); this is the unroll that backprop
@@ -307,15 +524,59 @@ class Painter(nn.Module):
             raise ValueError("forward() unrolls continuous painters; grid painters are trained by RL")
         target = prepare_images(target, self.spec.channels, None)
         B, C, H, W = target.shape
-        canvas = target.new_zeros(B, C, H, W)
+        canvas = target.new_zeros(B, C, H, W) if canvas is None else _start_canvas(canvas, target)
         state = self.initial_state(B, target.device)
         canvases = []
         for _ in range(steps):
             out, state, _ = self.step(canvas, state, target if self.spec.conditional else None)
-            strokes = self.strokes(out.mean)  # (B, k, 10 + C)
-            canvas = render_strokes(strokes, canvas, mode=mode, sharpness=sharpness, backend=backend)
+            _, canvas = self.paint_step(out.mean, canvas, target, mode=mode, sharpness=sharpness, backend=backend)
             canvases.append(canvas)
         return canvases
+
+
+SYMMETRIES: tuple[tuple[bool, bool, bool], ...] = (
+    (False, False, False),
+    (False, True, False),
+    (False, False, True),
+    (False, True, True),
+    (True, False, False),
+    (True, True, False),
+    (True, False, True),
+    (True, True, True),
+)
+"""The eight symmetries of a square as (transpose, mirror left-right, flip upside down), applied in that order:
+identity, mirrored, flipped, turned half-way, then the same after swapping x and y."""
+
+
+def _turn(images: Tensor, transpose: bool, mirror: bool, flip: bool) -> Tensor:
+    """``(B, C, S, S)`` images under a symmetry of :data:`SYMMETRIES`."""
+    if transpose:
+        images = images.transpose(-1, -2)
+    if mirror:
+        images = images.flip(-1)
+    if flip:
+        images = images.flip(-2)
+    return images
+
+
+def _unturn_strokes(strokes: Tensor, transpose: bool, mirror: bool, flip: bool) -> Tensor:
+    """``(..., 10 + C)`` strokes painted on turned images (:func:`_turn`) -> the same strokes on the originals."""
+    x, y = strokes[..., 0:6:2], strokes[..., 1:6:2]
+    if flip:
+        y = 1 - y
+    if mirror:
+        x = 1 - x
+    if transpose:
+        x, y = y, x
+    return torch.cat([torch.stack([x, y], -1).flatten(-2), strokes[..., 6:]], -1)
+
+
+def _start_canvas(canvas: Tensor, target: Tensor) -> Tensor:
+    """Check a starting canvas against its ``(B, C, H, W)`` target."""
+    if not torch.is_tensor(canvas) or canvas.shape != target.shape:
+        raise ValueError(f"the starting canvas must have the target's shape {tuple(target.shape)}, got "
+                         f"{tuple(getattr(canvas, 'shape', ()))}")  # fmt: skip
+    return canvas.to(target)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Painter:
@@ -331,10 +592,36 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> P
     spec = PainterSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in extra["spec"].items()})
     painter = Painter(spec).to(device)
     painter.load_state_dict(ckpt["model"])
+    for name, value in {**PROPOSE_DEFAULTS, **extra.get("propose", {})}.items():
+        setattr(painter, name, type(PROPOSE_DEFAULTS[name])(value))
     painter.mode = extra.get("mode", "backprop")
     painter.train_config = dict(ckpt["config"])
     painter.trained_iters = int(ckpt.get("step", 0))
     return painter.eval()
+
+
+def export_painter(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    views: int = PROPOSE_DEFAULTS["views"],
+    min_radius: float = PROPOSE_DEFAULTS["min_radius"],
+    half: bool | None = None,
+) -> dict[str, Any]:
+    """A small inference copy of a painter checkpoint (:func:`paintrnn.training.export_weights`: weights, config,
+    spec; float16 above 4 MB unless ``half`` says) that also stores the :meth:`Painter.propose` settings
+    (``extra["propose"]``), so that ``paintrnn.load`` gives a painter that proposes as it was measured."""
+    if not 1 <= views <= len(SYMMETRIES) or not 0 <= min_radius <= 0.5:
+        raise ValueError(f"views must be in 1..{len(SYMMETRIES)} and min_radius in [0, 0.5], got {views}, {min_radius}")
+    ckpt = load_checkpoint(src)
+    painter = load_model(src)
+    extra = {k: v for k, v in ckpt.get("extra", {}).items() if not torch.is_tensor(v) and k != "rng"}
+    extra["propose"] = {"views": int(views), "min_radius": float(min_radius)}
+    with tempfile.TemporaryDirectory() as tmp:
+        full = Path(tmp) / "checkpoint.pt"
+        save_checkpoint(full, kind=ckpt["kind"], config=ckpt["config"], model=painter, step=ckpt.get("step", 0),
+                        extra=extra)  # fmt: skip
+        return export_weights(full, dst, half=half)
 
 
 def _sample(logits: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -351,12 +638,14 @@ def paint(
     width: int = 64,
     batch: int = 1,
     generator: torch.Generator | None = None,
+    canvas: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Deterministic hard-rendered episodes of a continuous painter.
 
     Returns the canvases after every stroke ``(B, steps * k, C, H, W)`` (stroke by stroke, for GIFs) and
     the strokes ``(B, steps * k, 10 + C)``. ``target`` ``(B, C, H, W)`` may be ``None`` for unconditional
-    painters (then ``batch`` canvases of ``height x width`` are painted).
+    painters (then ``batch`` canvases of ``height x width`` are painted). ``canvas``: the starting canvases
+    (the target's shape; default black).
     """
     spec = painter.spec
     device = next(painter.parameters()).device
@@ -365,7 +654,8 @@ def paint(
         B, C, H, W = target.shape
     else:
         B, C, H, W = batch, spec.channels, height, width
-    canvas = torch.zeros(B, C, H, W, device=device)
+    start = torch.zeros(B, C, H, W, device=device)
+    canvas = start if canvas is None else _start_canvas(canvas, start)
     state = painter.initial_state(B, device)
     frames, all_strokes = [], []
     for _ in range(steps):
@@ -374,7 +664,7 @@ def paint(
         if generator is not None:
             noise = torch.randn(u.shape, generator=generator, dtype=u.dtype).to(u.device)
             u = u + out.log_std.exp() * noise
-        strokes = painter.strokes(u)
+        strokes = painter.paint_step(u, canvas, target)[0] if spec.colour == "fit" else painter.strokes(u)
         for k in range(strokes.shape[1]):
             canvas = render_strokes(strokes[:, k : k + 1], canvas, mode="hard")
             frames.append(canvas)
@@ -384,17 +674,25 @@ def paint(
 
 @torch.no_grad()
 def evaluate_mse(
-    painter: Painter, targets: Tensor, strokes: int, size: int = 64, batch: int = 250, show: bool = False
+    painter: Painter,
+    targets: Tensor,
+    strokes: int,
+    size: int = 64,
+    batch: int = 250,
+    show: bool = False,
+    canvases: Tensor | None = None,
 ) -> list[float]:
     """Mean squared error per pixel after each of the first ``strokes`` strokes (index n-1: after n strokes),
-    hard renderer at ``size`` px; ``targets`` uint8 ``(N, C, h, w)``. ``strokes`` rounds up to whole steps."""
+    hard renderer at ``size`` px; ``targets`` uint8 (or float in [0, 1]) ``(N, C, h, w)``; ``canvases``: float
+    starting canvases ``(N, C, size, size)`` (default black). ``strokes`` rounds up to whole steps."""
     device = next(painter.parameters()).device
     steps = -(-strokes // painter.spec.strokes_per_step)
     total = torch.zeros(steps * painter.spec.strokes_per_step, dtype=torch.float64)
     for i in progress(range(0, len(targets), batch), enabled=show, desc="evaluate", leave=False):
         tgt = prepare_images(targets[i : i + batch].to(device), painter.spec.channels, size)
-        canvases, _ = paint(painter, tgt, steps)  # (B, steps*k, C, H, W)
-        total += ((canvases - tgt[:, None]) ** 2).mean((2, 3, 4)).sum(0).double().cpu()
+        start = None if canvases is None else canvases[i : i + batch].to(device)
+        canvases_, _ = paint(painter, tgt, steps, canvas=start)  # (B, steps*k, C, H, W)
+        total += ((canvases_ - tgt[:, None]) ** 2).mean((2, 3, 4)).sum(0).double().cpu()
     return (total / len(targets)).tolist()[:strokes]
 
 
@@ -432,6 +730,7 @@ def make_vector_env(
         reward=reward,
         data_dir=data_dir,
         device=str(device),
+        render_backend="eager",  # "auto" may switch to compiled kernels mid-run: results would repeat only to rounding
     )
     if env_id.endswith("Paint-v0"):
         options["strokes_per_step"] = strokes_per_step

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from paintrnn.agents.painter import Painter, evaluate_mse
+from paintrnn.agents.painter import Painter, evaluate_mse, prepare_images
 from torch import nn
 
 from paintrnn.config import parse_config
@@ -88,11 +88,22 @@ def mnist_digits(split: str, data_dir: str | None, source: str = "auto", n: int 
     return torch.from_numpy(np.ascontiguousarray(images[:n]))[:, None]
 
 
-def eval_metrics(painter: Painter, digits: torch.Tensor, cfg: PainterRunConfig) -> dict[str, float]:
-    """``test_mse_N``: the test digits' MSE after every whole step of ``N`` strokes (64 px, hard renderer)."""
+def eval_metrics(
+    painter: Painter,
+    digits: torch.Tensor,
+    cfg: PainterRunConfig,
+    size: int = 64,
+    canvases: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """``test_mse_N``: the test targets' MSE after every whole step of ``N`` strokes (``size`` px, hard renderer),
+    painted on black or on ``canvases`` ``(N, C, size, size)``, whose own MSE is then ``test_mse_0``."""
     k = cfg.strokes_per_step
-    mse = evaluate_mse(painter, digits, cfg.steps * k)
-    return {f"test_mse_{n}": mse[n - 1] for n in range(k, len(mse) + 1, k)}
+    mse = evaluate_mse(painter, digits, cfg.steps * k, size=size, canvases=canvases)
+    row = {f"test_mse_{n}": mse[n - 1] for n in range(k, len(mse) + 1, k)}
+    if canvases is not None:
+        target = prepare_images(digits, painter.spec.channels, size)
+        row = {"test_mse_0": float(((canvases - target) ** 2).mean()), **row}
+    return row
 
 
 def save_painter(

@@ -24,6 +24,7 @@ SHIPPED_CLASSES = {
     "painter": ("paintrnn.agents.painter", "Painter"),
     "texture": ("paintrnn.agents.texture", "TextureModel"),
     "glimpse": ("paintrnn.agents.glimpse", "RAM"),
+    "painter-colour": ("paintrnn.agents.painter", "Painter"),
 }
 FAMILY_LOADERS = {
     kind: f"paintrnn.agents.{kind}:load_model" for kind in ("draw", "vae", "painter", "texture", "glimpse")
@@ -40,7 +41,7 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 
 
 def test_available_models_are_the_shipped_checkpoints():
-    assert paintrnn.available_models() == ["draw", "painter", "texture", "glimpse"]
+    assert paintrnn.available_models() == ["draw", "painter", "painter-colour", "texture", "glimpse"]
     on_disk = sorted(p.stem for p in hub.CHECKPOINTS.glob("*.pt"))
     assert sorted(paintrnn.available_models()) == on_disk  # every file has a name, every name a file
 
@@ -91,7 +92,7 @@ def test_unknown_name_lists_the_names():
     with pytest.raises(ValueError) as exc:
         paintrnn.load("unicorn")
     message = one_line(exc)
-    assert "unknown model 'unicorn'" in message and "draw, painter, texture, glimpse" in message
+    assert "unknown model 'unicorn'" in message and "draw, painter, painter-colour, texture, glimpse" in message
 
 
 @pytest.mark.parametrize("relative", ["nope.pt", "runs/nope/checkpoint.pt", "runs/nope"])

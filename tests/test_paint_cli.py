@@ -50,12 +50,13 @@ def test_paint_options_and_out_folder(folder):
         (["photo.jpg", "--strokes", "0"], "strokes must be an integer in [1,"),
         (["photo.jpg", "--brush", "crayon"], "unknown brush 'crayon'"),
         (["photo.jpg", "--method", "magic"], "unknown method 'magic'"),
-        (["photo.jpg", "--method", "agent"], "needs the colour painter"),
+        (["photo.jpg", "--method", "agent"], "needs the colour painter"),  # as if it were not installed
         (["photo.jpg", "--method", "agent+optimize"], "needs the colour painter"),
         (["notes.txt"], "cannot read notes.txt as an image"),
     ],
 )
-def test_paint_errors_are_one_line(folder, capsys, argv, message):
+def test_paint_errors_are_one_line(folder, capsys, monkeypatch, argv, message):
+    monkeypatch.setattr("paintrnn.painting.AGENT_MODEL", "no-such-model")  # the colour painter not installed
     (folder / "notes.txt").write_text("hello")
     assert paint_main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err

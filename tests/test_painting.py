@@ -111,8 +111,15 @@ def test_bad_inputs_raise_one_line_errors(tmp_path):
         with pytest.raises(PaintError, match=message) as info:
             PaintConfig(**kwargs)
         assert "\n" not in str(info.value)
-    with pytest.raises(MethodUnavailableError, match="needs the colour painter"):
-        paint(_photo(), 10, method="agent", **FAST)
+    import paintrnn.painting
+
+    saved = paintrnn.painting.AGENT_MODEL
+    paintrnn.painting.AGENT_MODEL = "no-such-model"  # as if the colour painter were not installed
+    try:
+        with pytest.raises(MethodUnavailableError, match="needs the colour painter"):
+            paint(_photo(), 10, method="agent", **FAST)
+    finally:
+        paintrnn.painting.AGENT_MODEL = saved
 
 
 # ----------------------------------------------------------------------------------------------- pyramid
