@@ -64,6 +64,7 @@ from paintrnn.render import STROKE_FIELDS, render_strokes, stroke_coverage
 from paintrnn.run import lr_schedule
 from paintrnn.svg import strokes_to_svg
 from paintrnn.tiles import TILE, clamp_strokes, composite_region, render_frames, render_tiled, to_pixels
+from paintrnn.training import resolve_device
 
 ImageLike = str | os.PathLike | np.ndarray | Image.Image | Tensor
 METHODS: tuple[str, ...] = ("optimize", "agent", "agent+optimize")
@@ -752,15 +753,6 @@ def _proposer_for(method: str, proposer: StrokeProposer | None, device: torch.de
     return found
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PaintError("device cuda was asked for, but torch sees no CUDA GPU on this machine")
-    return device
-
-
 def paint(
     image: ImageLike,
     strokes: int = 4000,
@@ -783,7 +775,10 @@ def paint(
     cfg = config or PaintConfig(
         strokes=strokes, size=size, method=method, brush=brush, device=device, seed=seed, **options
     )
-    dev = _device(cfg.device)
+    try:
+        dev = resolve_device(cfg.device)
+    except ValueError as err:  # cuda asked for without a GPU: the painting's one-line error
+        raise PaintError(str(err)) from None
     proposer = _proposer_for(cfg.method, proposer, dev)
     target = load_target(image, cfg.size, cfg.max_side).to(dev)  # (3, H, W)
     H, W = target.shape[1:]
