@@ -35,3 +35,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def killed_after_checkpoints():
+    """``with killed_after_checkpoints(n): train(cfg)``: the run is killed (KeyboardInterrupt) right after its n-th
+    checkpoint written by ``paintrnn.run.Run.save``; the block expects that kill, and ``Run.save`` is restored."""
+    import contextlib
+
+    from paintrnn.run import Run
+
+    @contextlib.contextmanager
+    def killed(n: int):
+        real, calls = Run.save, []
+
+        def save_then_die(self, *args, **kwargs):
+            real(self, *args, **kwargs)
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+
+        Run.save = save_then_die
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            Run.save = real
+
+    return killed

@@ -225,22 +225,10 @@ def tiny(run_dir, **kwargs) -> Config:
                             gif=False, run_dir=str(run_dir)), **kwargs})  # fmt: skip
 
 
-def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
-    import paintrnn.run
-
+def test_resume_after_a_kill_is_exact(tmp_path, killed_after_checkpoints):
     full, _ = train(tiny(tmp_path / "full"))
-    real_save, calls = paintrnn.run.Run.save, []
-
-    def killed_after_two(self, *args, **kwargs):
-        real_save(self, *args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(paintrnn.run.Run, "save", killed_after_two)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoints(2):
         train(tiny(tmp_path / "killed"))
-    monkeypatch.setattr(paintrnn.run.Run, "save", real_save)
     resumed, result = train(tiny(tmp_path / "killed", eval_every=1, test_limit=32))  # evaluation may change
     assert result["epochs_done"] == 4
     for k, v in full.state_dict().items():

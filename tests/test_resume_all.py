@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from paintrnn.config import build_parser
-from paintrnn.run import Run, RunConfig
+from paintrnn.run import RunConfig
 from paintrnn.training import load_checkpoint
 
 
@@ -93,24 +93,14 @@ def _assert_same(a, b, where=""):
 
 
 @pytest.mark.parametrize("name", sorted(TRAINERS))
-def test_resume_after_a_kill_is_exact(name, tmp_path, monkeypatch):
+def test_resume_after_a_kill_is_exact(name, tmp_path, killed_after_checkpoints):
     cfg, train = TRAINERS[name](str(tmp_path / "whole"))
     train(cfg)
     whole = _final_state(cfg.run_dir)
 
     killed = dataclasses.replace(cfg, run_dir=str(tmp_path / "killed"))
-    original, calls = Run.save, []
-
-    def save_then_die(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:  # killed right after the second checkpoint
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Run, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoints(2):  # killed right after the second checkpoint
         train(killed)
-    monkeypatch.setattr(Run, "save", original)
     mid = load_checkpoint(f"{killed.run_dir}/checkpoint.pt")["step"]
     assert 0 < mid < whole["step"]
     train(killed)  # the same command again: resume="auto" continues from the checkpoint

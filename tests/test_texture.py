@@ -332,22 +332,10 @@ def test_resume_checks_settings_and_a_moved_run_folder_resumes(tmp_path):
         assert torch.equal(fresh.state_dict()[k], v)
 
 
-def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
-    import paintrnn.run
-
+def test_resume_after_a_kill_is_exact(tmp_path, killed_after_checkpoints):
     full, _ = train(tiny_config(tmp_path, run_dir=str(tmp_path / "full"), holdout=0.25, eval_every=2))
-    real_save, calls = paintrnn.run.Run.save, []
-
-    def killed_after_two(self, *args, **kwargs):
-        real_save(self, *args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(paintrnn.run.Run, "save", killed_after_two)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoints(2):
         train(tiny_config(tmp_path, run_dir=str(tmp_path / "killed"), holdout=0.25, eval_every=2))
-    monkeypatch.setattr(paintrnn.run.Run, "save", real_save)
     resumed, summary = train(tiny_config(tmp_path, run_dir=str(tmp_path / "killed"), holdout=0.25, eval_every=3))
     assert summary["resumed_from"] == 4
     for k, v in full.state_dict().items():
