@@ -564,12 +564,19 @@ def register_proposer(name: str, factory: Callable[[torch.device], StrokePropose
     _PROPOSERS[name] = factory
 
 
+def _agent_installed() -> bool:
+    """Whether the shipped colour painter's checkpoint is there."""
+    from paintrnn import hub
+
+    return AGENT_MODEL in hub.SHIPPED and hub.checkpoint_path(AGENT_MODEL).is_file()
+
+
 def _shipped_agent(device: torch.device) -> StrokeProposer | None:
     """The shipped colour painter through :func:`paintrnn.hub.load` (no import of the agents here), or None
     when it is not installed."""
     from paintrnn import hub
 
-    if AGENT_MODEL not in hub.SHIPPED or not hub.checkpoint_path(AGENT_MODEL).is_file():
+    if not _agent_installed():
         return None
     model = hub.load(AGENT_MODEL, device=device)
     return model if callable(getattr(model, "propose", None)) else None
@@ -577,9 +584,7 @@ def _shipped_agent(device: torch.device) -> StrokeProposer | None:
 
 def available_methods() -> tuple[str, ...]:
     """The methods usable now (``agent*`` once a proposer is registered or the shipped colour painter exists)."""
-    from paintrnn import hub
-
-    agent = "agent" in _PROPOSERS or (AGENT_MODEL in hub.SHIPPED and hub.checkpoint_path(AGENT_MODEL).is_file())
+    agent = "agent" in _PROPOSERS or _agent_installed()
     return tuple(m for m in METHODS if m == "optimize" or agent)
 
 
