@@ -31,11 +31,12 @@ import torch
 from paintrnn.agents import vae
 from paintrnn.agents.draw import DRAW, DrawConfig, load_model, model_flops_per_image, preset
 from paintrnn.agents.draw_eval import evaluate
-from paintrnn.agents.draw_train import machine_info, mnist_fixed_set, mnist_test_set, saved_train_config
+from paintrnn.agents.draw_train import mnist_fixed_set, mnist_test_set, saved_train_config
 from torch import Tensor, nn
 
 from paintrnn.attention import filterbank, read, window_from_raw, write
 from paintrnn.data import binarize_fixed, load_mnist
+from paintrnn.training import machine_info
 
 PAPER_NLL = 80.97
 CPU_TARGET_NLL = 100.0

@@ -15,8 +15,6 @@ only rank 0 writes files. On one GPU each training step is replayed as a CUDA gr
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -41,6 +39,7 @@ from paintrnn.training import (
     NonFiniteLossError,
     check_finite,
     load_checkpoint,
+    machine_info,
     plot_metrics,
 )
 
@@ -211,19 +210,6 @@ def lr_at(cfg: TrainConfig, step: int, total: int, elapsed_s: float = 0.0) -> fl
     if cfg.decay_by_time and cfg.time_limit_min:
         frac = max(frac, elapsed_s / (60 * cfg.time_limit_min))
     return cfg.lr * lr_schedule(frac, 1.0, cfg.lr_final)  # as a fraction of lr: the same floats as ever
-
-
-def machine_info(device: torch.device) -> dict[str, object]:
-    info: dict[str, object] = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def build_model(cfg: TrainConfig) -> DRAW | VAE:

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import pickle
+import platform
 import random
 import sys
 import tempfile
@@ -58,6 +59,24 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU on this machine")
     return device
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """The machine a result was measured on (for results JSON files): platform, Python, torch, CPU count, torch
+    threads, load average, device and GPU name."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(device),
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average"] = os.getloadavg()
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 def keep_freed_memory() -> bool:
