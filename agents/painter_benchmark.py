@@ -14,8 +14,6 @@ finished run folders (``--from-runs DIR ...``, the mode is read from each checkp
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +26,14 @@ from paintrnn.agents.painter_train import mnist_digits
 
 from paintrnn.config import parse_config
 from paintrnn.render import render_strokes
-from paintrnn.training import atomic_write_bytes, progress, read_metrics, resolve_device, seed_everything
+from paintrnn.training import (
+    atomic_write_bytes,
+    machine_info,
+    progress,
+    read_metrics,
+    resolve_device,
+    seed_everything,
+)
 
 COUNTS = (5, 10)
 TARGETS = {5: 0.015, 10: 0.008}
@@ -182,13 +187,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
             if mode in by:
                 name = f"RL painter ({what}) MSE at {n} strokes (target: 2x backprop)"
                 targets.append({"name": name, "value": by[mode][f"mse_{n}"], "op": "<=", "target": 2 * bp})
-    machine = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-    }
+    machine = machine_info(torch.device(device))
     return {
         "benchmark": "painter",
         "quick": cfg.quick,

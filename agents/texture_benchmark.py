@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -54,7 +52,7 @@ from paintrnn.config import parse_config
 from paintrnn.data import load_image, texture_path
 from paintrnn.distributions import DiscretizedLogisticMixture
 from paintrnn.media import save_png, side_by_side, write_gif
-from paintrnn.training import progress, seed_everything
+from paintrnn.training import machine_info, progress, seed_everything
 
 
 def default_textures() -> str:
@@ -386,8 +384,7 @@ def run(cfg: BenchmarkConfig) -> dict:
                    "schedule (the PixelCNN at each learning rate of its sweep, best reported); the linear AR is "
                    "fitted in closed form on those crops"},
         "config": asdict(cfg),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "torch": torch.__version__, "device": "cpu"},
+        "machine": machine_info(torch.device("cpu")),
     }
 
 

@@ -16,8 +16,6 @@ more than 2 s.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -29,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from paintrnn.config import parse_config
+from paintrnn.training import machine_info
 
 from .batched import parse_autoreset_mode
 from .canvas import CanvasConfig
@@ -190,15 +189,7 @@ def run(cfg: BenchmarkConfig) -> dict:
             "name": f"{env_id}: first step of gym.make_vec(id, num_envs=64), seconds",
             "value": native["first_step_s"], "op": "<=", "target": TARGET_FIRST_STEP_S,
         })  # fmt: skip
-    machine = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": cfg.device,
-        "gpu": torch.cuda.get_device_name() if cfg.device.startswith("cuda") else None,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
+    machine = machine_info(torch.device(cfg.device))
     budget = {
         "rounds": rounds,
         "seconds_per_round": seconds,
