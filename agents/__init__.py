@@ -32,10 +32,11 @@ _EXPORTS = {
     "TextureModel": "texture",
     "TextureModelConfig": "texture",
     "RAM": "glimpse",
+    "Doodler": "doodler",
 }
 __all__ = [
     "available_models", "load", "DRAW", "DrawConfig", "VAE", "VAEConfig", "Painter", "PainterSpec",
-    "TextureModel", "TextureModelConfig", "RAM",
+    "TextureModel", "TextureModelConfig", "RAM", "Doodler",
 ]  # fmt: skip
 
 if TYPE_CHECKING:

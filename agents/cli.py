@@ -3,24 +3,26 @@
     paintrnn demo [--out paintrnn-demo] [--train] [--device cpu]   # GIFs of every model family + index.html
     paintrnn paint IMAGE [--strokes 4000] [--size 512] [--out DIR]  # a picture in strokes: PNG, GIF, SVG, JSON
     paintrnn render DIR/strokes.json [--size 4096] [--out big.png]  # the strokes again, at any size
-    paintrnn train {draw,painter,texture,glimpse} [options]         # the training scripts
+    paintrnn train {draw,painter,texture,glimpse} [options]         # the trainers
     paintrnn gif MODEL [--out FILE.gif | FOLDER]                    # animation of any model
     paintrnn sample MODEL [--out FILE.png]                          # PNG grid of results
     paintrnn bench {draw,painter,texture,glimpse,envs,render} [options]
     paintrnn --version
+    paintrnn --debug COMMAND ...                                    # errors with their Python traceback
 
 MODEL is what ``paintrnn.load`` takes: a shipped model's name (draw, painter, painter-colour, texture,
 glimpse), a run folder or a checkpoint file.
 
-``paintrnn train X`` and ``paintrnn bench X`` pass their options on to the same ``main(argv)`` functions the
-files in ``scripts/`` call, so ``paintrnn train draw --help`` lists the same options as
-``python scripts/train_draw.py --help``.
+A mistake (a missing or foreign file, an unwritable output, a bad value) is reported as one line on stderr
+with a non-zero exit status; ``--debug`` (or the environment variable PAINTRNN_DEBUG=1) shows the traceback.
+``paintrnn train X --help`` and ``paintrnn bench X --help`` list each trainer's and benchmark's options.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import runpy
 import sys
 import time
@@ -29,25 +31,34 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import paintrnn
+from paintrnn.config import bounded
+from paintrnn.data import DataError
+from paintrnn.run import RunLockedError
+from paintrnn.training import CheckpointError, NonFiniteLossError
 
 TRAIN = {
-    "draw": ("paintrnn.agents.draw_train", "DRAW on binarised MNIST (scripts/train_draw.py)"),
-    "painter": (
-        "paintrnn.agents.painter_train",
-        "stroke painter: backprop, ppo, ddpg or gan mode (scripts/train_painter.py)",
-    ),
-    "texture": ("paintrnn.agents.texture_train", "spatial LSTM texture model (scripts/train_texture.py)"),
-    "glimpse": ("paintrnn.agents.glimpse_train", "glimpse classifier RAM or baselines (scripts/train_glimpse.py)"),
+    "draw": ("paintrnn.agents.draw_train", "DRAW on binarised MNIST"),
+    "painter": ("paintrnn.agents.painter_train", "stroke painter: backprop, ppo, ddpg or gan mode (MODE first)"),
+    "texture": ("paintrnn.agents.texture_train", "spatial LSTM texture model"),
+    "glimpse": ("paintrnn.agents.glimpse_train", "glimpse classifier RAM or baselines"),
+    "reading": ("paintrnn.agents.dram", "multi-digit reader (DRAM) or its CNN baseline"),
+    "doodle": ("paintrnn.agents.doodle_train", "doodler: the painter as a GAN generator, by backprop"),
+    "classifier": ("paintrnn.agents.digit_classifier_train", "digit classifier of paintrnn.metrics"),
 }
 BENCH = {
-    "draw": ("paintrnn.agents.draw_bench", "DRAW likelihoods and speed (scripts/benchmark_draw.py)"),
-    "painter": ("paintrnn.agents.painter_benchmark", "painter modes (scripts/benchmark_painter.py)"),
-    "texture": ("paintrnn.agents.texture_benchmark", "texture models (scripts/benchmark_texture.py)"),
-    "glimpse": ("paintrnn.agents.glimpse_benchmark", "glimpse models (scripts/benchmark_glimpse.py)"),
-    "envs": ("paintrnn.envs.benchmark", "environment steps per second (scripts/benchmark_envs.py)"),
-    "render": (None, "stroke renderer speed (scripts/benchmark_render.py; needs the source checkout)"),
+    "draw": ("paintrnn.agents.draw_bench", "DRAW likelihoods and speed"),
+    "painter": ("paintrnn.agents.painter_benchmark", "painter modes"),
+    "texture": ("paintrnn.agents.texture_benchmark", "texture models"),
+    "glimpse": ("paintrnn.agents.glimpse_benchmark", "glimpse models"),
+    "reading": ("paintrnn.agents.reading_benchmark", "cluttered and multi-digit reading"),
+    "doodle": ("paintrnn.agents.doodle_benchmark", "doodle quality (Frechet distance)"),
+    "envs": ("paintrnn.envs.benchmark", "environment steps per second"),
+    "render": (None, "stroke renderer speed (needs a source checkout of paintrnn)"),
 }
 THREADS_HELP = "torch CPU threads, 0 = torch's default (one is fastest for these small models on a busy CPU)"
+USER_ERRORS = (OSError, ValueError, CheckpointError, DataError, RunLockedError, NonFiniteLossError)
+"""What a user's mistake raises (a missing, foreign or unwritable file, a bad value, a busy run folder, a diverged
+run): reported as one line on stderr, without a traceback unless ``--debug`` or ``PAINTRNN_DEBUG=1``."""
 
 
 def _listing(group: str, table: dict[str, tuple[str | None, str]]) -> str:
@@ -90,7 +101,11 @@ def _delegate(group: str, table: dict[str, tuple[str | None, str]], argv: list[s
     module = table[name][0]
     if module is None:
         return _render_benchmark(rest)
-    result = importlib.import_module(module).main(rest)
+    saved, sys.argv[0] = sys.argv[0], f"paintrnn {group} {name}"  # argparse's default prog: its usage lines say so
+    try:
+        result = importlib.import_module(module).main(rest)
+    finally:
+        sys.argv[0] = saved
     return result if isinstance(result, int) else 0
 
 
@@ -110,6 +125,21 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def writable_folder(folder: Path) -> Path:
+    """Create ``folder`` (and its parents) and check that files can be written into it, before any work is done:
+    an unwritable output is one clear ``OSError``, not a traceback after minutes of work."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise NotADirectoryError(f"cannot write into {folder}: {blocking} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write into the output folder {folder}: permission denied")
+    return folder
+
+
 def _gif(args: argparse.Namespace) -> int:
     from paintrnn.agents.demo import gif_frames, load_any
 
@@ -117,6 +147,8 @@ def _gif(args: argparse.Namespace) -> int:
     from paintrnn.media import write_gif
     from paintrnn.training import resolve_device
 
+    if args.out is not None:
+        writable_folder(Path(args.out) if Path(args.out).suffix.lower() != ".gif" else Path(args.out).parent)
     loaded = load_any(args.model, resolve_device(args.device))
     out = Path(args.out or f"{loaded.family}.gif")
     if out.suffix.lower() != ".gif" and loaded.family in ("draw", "painter"):  # a folder: the agent's full set
@@ -138,6 +170,8 @@ def _sample(args: argparse.Namespace) -> int:
     from paintrnn.media import save_png
     from paintrnn.training import resolve_device
 
+    if args.out is not None:
+        writable_folder(Path(args.out).parent)
     loaded = load_any(args.model, resolve_device(args.device))
     out = Path(args.out or f"{loaded.family}_samples.png")
     print(save_png(out, sample_grid(loaded, args.n, args.seed)))
@@ -164,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paintrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"paintrnn {paintrnn.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error (also: "
+                        "PAINTRNN_DEBUG=1); without it a mistake is one line on stderr")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="{demo,paint,render,train,gif,sample,bench}", required=True)
 
     about = "Write draw.gif, painter.gif, texture.gif, glimpse.gif and index.html."
@@ -173,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="paintrnn-demo", help="output folder")
     demo.add_argument("--train", action="store_true", help="train tiny models from scratch first (a few minutes)")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    demo.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    demo.add_argument("--threads", type=bounded(int, "threads", THREADS_HELP), default=1, help=THREADS_HELP)
     demo.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     demo.set_defaults(func=_demo)
 
@@ -191,22 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
                        "of `paintrnn train` or a checkpoint file")  # fmt: skip
         p.add_argument("--seed", type=int, default=0, help="seed of samples and noise")
         p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-        p.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+        p.add_argument("--threads", type=bounded(int, "threads", THREADS_HELP), default=1, help=THREADS_HELP)
         p.set_defaults(func=func)
     gif, sample = sub.choices["gif"], sub.choices["sample"]
     gif.add_argument("--out", default=None, help="FILE.gif, or a FOLDER (for draw and painter: their full set of "
                      "GIFs, PNG grids and SVG); None means KIND.gif")  # fmt: skip
-    gif.add_argument("--n", type=int, default=None, help="images in the GIF; None means 16 DRAW samples, 8 painter "
-                     "digits, 2 textures, 4 glimpse digits")  # fmt: skip
+    gif.add_argument("--n", type=bounded(int, "n"), default=None, help="images in the GIF; None means 16 DRAW "
+                     "samples, 8 painter digits, 2 textures, 4 glimpse digits")  # fmt: skip
     gif.add_argument("--data-dir", default=None, help="folder holding mnist/ (for the full set written to a FOLDER)")
     sample.add_argument("--out", default=None, help="PNG file; None means KIND_samples.png")
-    sample.add_argument("--n", type=int, default=64, help="images in the grid")
+    sample.add_argument("--n", type=bounded(int, "n"), default=64, help="images in the grid (a square-ish grid)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``paintrnn`` console command."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def debugging() -> bool:
+    """Whether errors show their traceback: the environment variable ``PAINTRNN_DEBUG`` is set (not to 0)."""
+    return os.environ.get("PAINTRNN_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _run(argv: list[str]) -> int:
     if argv and argv[0] == "train":
         return _delegate("train", TRAIN, argv[1:])
     if argv and argv[0] == "bench":
@@ -218,6 +257,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with torch_threads(args.threads):
         return args.func(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``paintrnn`` console command. A user's mistake (:data:`USER_ERRORS`) is one line on
+    stderr and exit status 1; with ``--debug`` first (or ``PAINTRNN_DEBUG=1``) it raises with its traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debugging()
+    while argv and argv[0] == "--debug":
+        debug, argv = True, argv[1:]
+    command = " ".join(argv[:2] if argv and argv[0] in ("train", "bench") else argv[:1])
+    try:
+        return _run(argv)
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"paintrnn {command}: error: {message} (paintrnn --debug ... shows the traceback)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"paintrnn {command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def gif_main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,16 @@ def mnist_test_digits(n: int, device: torch.device | str = "cpu") -> torch.Tenso
     return torch.from_numpy(images[:n].astype(np.float32) / 255.0)[:, None].to(device)
 
 
+def painter_targets(painter: nn.Module, n: int) -> torch.Tensor | None:
+    """What a painter paints in the pictures: the first ``n`` test digits at 64 px ``(n, C, 64, 64)`` in the
+    painter's colour channels, or None for an unconditional painter (GAN mode), which doodles on a blank canvas."""
+    if not painter.spec.conditional:
+        return None
+    digits = mnist_test_digits(n, next(painter.parameters()).device)
+    digits = torch.nn.functional.interpolate(digits, size=(64, 64), mode="bilinear")  # (n, 1, 64, 64)
+    return digits.repeat(1, painter.spec.channels, 1, 1)
+
+
 @torch.no_grad()
 def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, float]:
     """Animation frames ``(T, H, W[, 3])`` uint8 of the model at work, and the frame duration in ms."""
@@ -86,10 +96,7 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
         from paintrnn.agents.painter_gif import episode_frames
 
         n = n or 8
-        targets = None  # unconditional painters (GAN mode) doodle from a blank canvas
-        if model.spec.conditional:
-            targets = torch.nn.functional.interpolate(mnist_test_digits(n, device), size=(64, 64), mode="bilinear")
-        return episode_frames(model, targets, int(cfg.get("steps", 2)), n, 64, nrow=2, scale=2), 200.0
+        return episode_frames(model, painter_targets(model, n), int(cfg.get("steps", 2)), n, 64, nrow=2, scale=2), 200.0
     if loaded.family == "texture":
         from paintrnn.agents.texture import sampling_frames
 
@@ -117,18 +124,28 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
 
 @torch.no_grad()
 def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
-    """One PNG-ready uint8 grid of final results: DRAW prior samples, painted digits or texture samples."""
+    """One PNG-ready uint8 grid of ``n`` final results, about as wide as high: DRAW prior samples, painted digits
+    (each beside its target) or 64 x 64 texture samples."""
     if n < 1:
         raise ValueError(f"n (images in the grid) must be >= 1, got {n}")
     model = loaded.model
     device = next(model.parameters()).device
-    nrow = int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(np.sqrt(n)))  # images per row of a square grid
     if loaded.family == "draw":
         canvases, _ = model.sample(n, device, torch.Generator().manual_seed(seed))
         return image_grid(to_uint8(torch.sigmoid(canvases[-1, :, 0]).cpu().numpy()), nrow, 2)
-    if loaded.family in ("painter", "texture"):
-        frames, _ = gif_frames(loaded, n, seed)
-        return frames[-1]
+    if loaded.family == "painter":
+        from paintrnn.agents.painter_gif import episode_frames
+
+        if model.spec.conditional:
+            nrow = int(np.ceil(np.sqrt(n / 2)))  # each cell is a canvas beside its target: twice as wide as high
+        steps = int(loaded.config.get("steps", 2))
+        return episode_frames(model, painter_targets(model, n), steps, n, 64, nrow=nrow, scale=1, seed=seed)[-1]
+    if loaded.family == "texture":
+        from paintrnn.agents.texture import sample
+
+        generator = torch.Generator(device).manual_seed(seed)
+        return image_grid(sample(model, n, 64, 64, generator=generator, device=device).cpu().numpy(), nrow, 2)
     raise ValueError(f"no sample grid for models of kind {loaded.kind!r} (a classifier: use `paintrnn gif`)")
 
 

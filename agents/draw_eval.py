@@ -8,8 +8,7 @@ import torch
 import torch.distributed as dist
 from paintrnn.agents.draw import DRAW
 from paintrnn.agents.vae import VAE
-
-from paintrnn.training import progress
+from tqdm.auto import tqdm
 
 
 @torch.no_grad()
@@ -30,6 +29,9 @@ def evaluate(
     One posterior draw per image gives an unbiased but noisy -ELBO (about 0.06 nats of spread over 10000 MNIST
     digits for the paper configuration); ``elbo_samples = S`` averages S draws per image (the first is the
     one-draw estimate) and adds ``test_nelbo_mc_se``, the Monte Carlo standard error of the mean.
+
+    ``show`` draws one progress bar over the whole evaluation, counted in forward passes of one image (an IWAE
+    image costs ``iwae_k + 1``), so its ETA holds for the IWAE part too.
     """
     if elbo_samples < 1:
         raise ValueError(f"elbo_samples must be >= 1, got {elbo_samples}")
@@ -41,10 +43,13 @@ def evaluate(
     iwae_shard = images[:n_iwae][rank::world]
     sums = torch.zeros(6, dtype=torch.float64, device=device)
     draws = torch.zeros(2, shard.shape[0], dtype=torch.float64, device=device)  # per image: sum of -ELBO, of squares
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    work = elbo_samples * shard.shape[0] + ((iwae_k + 1) * iwae_shard.shape[0] if iwae_k else 0)  # forward passes
+    bar = tqdm(total=work, disable=not show, desc=f"eval{f' + iwae k={iwae_k}' if iwae_k else ''}", unit="fwd",
+               unit_scale=True, leave=False, dynamic_ncols=True)  # fmt: skip
+    with bar, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed + rank)
         batches = [(s, i) for s in range(elbo_samples) for i in range(0, shard.shape[0], batch_size)]
-        for _, i in progress(batches, enabled=show, desc="eval", leave=False):
+        for _, i in batches:
             x = shard[i : i + batch_size].to(device)
             out = model(x)
             nelbo = (out.recon + out.kl).double()  # (B,)
@@ -52,16 +57,18 @@ def evaluate(
             draws[1, i : i + len(x)] += nelbo.square()
             sums[1] += out.recon.sum().double()
             sums[2] += out.kl.sum().double()
+            bar.update(len(x))
         sums[0] = draws[0].sum()
         if elbo_samples > 1:  # sum over images of the unbiased per-image variance of one draw
             sums[5] = ((draws[1] - draws[0].square() / elbo_samples) / (elbo_samples - 1)).clamp(min=0).sum()
         if iwae_k:
             kb = max(1, batch_size // iwae_k)
-            for i in progress(range(0, iwae_shard.shape[0], kb), enabled=show, desc=f"iwae k={iwae_k}", leave=False):
+            for i in range(0, iwae_shard.shape[0], kb):
                 x = iwae_shard[i : i + kb].to(device)
                 sums[3] += model.iwae_nll(x, iwae_k).sum().double()
                 out = model(x)
                 sums[4] += (out.recon + out.kl).sum().double()  # the ELBO on the same images, for comparison
+                bar.update((iwae_k + 1) * len(x))
     if dist.is_initialized():
         dist.all_reduce(sums)
     n, draws_n = images.shape[0], images.shape[0] * elbo_samples

@@ -1,12 +1,13 @@
-"""Train and evaluate DRAW on binarised MNIST: ``python scripts/train_draw.py --preset fast --epochs 10``.
+"""Train and evaluate DRAW on binarised MNIST: ``paintrnn train draw --preset fast --epochs 10``.
 
 Training images are binarised afresh at every use (dynamic binarisation); the test set is binarised once
 with a fixed seed (this is *not* the Larochelle fixed binarisation the paper used, so numbers are close to,
 not identical with, its 80.97 nats). A run folder (``--run-dir``) holds ``config.json``, ``metrics.jsonl``
 (training losses every ``log_every`` steps, test bounds every epoch), ``curves.png``, ``checkpoint.pt``
 (atomic, resumable: a killed run restarted with the same command continues exactly; see ``--resume``),
-``samples.png`` and, at the end, ``eval.json`` with the test negative ELBO and the importance-weighted bound.
-``--eval-only`` scores the folder's checkpoint without training.
+``samples.png`` and, at the end, ``eval.json`` with the test negative ELBO and the importance-weighted bound
+(on as many test digits as fits a quarter of the training's compute, ``--final-eval scaled``; all of them, as
+in the paper, with ``--final-eval paper``). ``--eval-only`` scores the folder's checkpoint without training.
 
 Runs under ``torchrun --nproc-per-node N`` (DDP; gloo on CPU, NCCL on GPU) with a ``DistributedSampler``;
 only rank 0 writes files. On one GPU each training step is replayed as a CUDA graph (``--cuda-graph``).
@@ -18,7 +19,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from paintrnn.agents.draw import DRAW, PRESETS, DrawConfig, StepFn, preset
@@ -29,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from paintrnn.config import config_from_dict, parse_config
-from paintrnn.data import binarize_dynamic, binarize_fixed, load_mnist
+from paintrnn.data import binarize_dynamic, binarize_fixed, load_mnist, mnist_description
 from paintrnn.graphs import GraphedStep, prepare_optimizer
 from paintrnn.media import save_grid
 from paintrnn.run import Run, RunConfig, lr_schedule, start_run
@@ -102,7 +103,12 @@ class TrainConfig(RunConfig):
     iwae_k: int = 50
     """Importance samples for the final IWAE bound (0: skip)."""
     iwae_images: int | None = None
-    """Compute the IWAE bound on the first N test images only (default: all; it costs k forward passes each)."""
+    """Compute the IWAE bound on the first N test images (it costs k + 1 forward passes each); None: as
+    --final-eval says."""
+    final_eval: Literal["scaled", "paper"] = "scaled"
+    """Size of the final IWAE evaluation when --iwae-images is not given. scaled: scaled to the run, about a quarter
+    of its training compute (0.75 x images trained / (k + 1) test digits, at least 100); a run of about 11 epochs
+    or more gets all of them. paper: every test digit, as the paper and docs/results/draw.json report."""
     elbo_samples: int = 1
     """Posterior draws per test image averaged in the final -ELBO (one draw is unbiased but noisy, ~0.06 nats on
     the paper configuration; more draws shrink the noise, reported as test_nelbo_mc_se)."""
@@ -131,7 +137,7 @@ class TrainConfig(RunConfig):
     """Test images per evaluation batch (rows per forward pass for the IWAE bound)."""
 
     RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = RunConfig.RESUME_MAY_CHANGE | {
-        "data_dir", "test_images", "iwae_k", "iwae_images", "elbo_samples", "eval_every", "eval_batch",
+        "data_dir", "test_images", "iwae_k", "iwae_images", "final_eval", "elbo_samples", "eval_every", "eval_batch",
         "max_iters", "time_limit_min", "eval_only", "compile", "cuda_graph",
     }  # fmt: skip
     """Where the data lives, what is evaluated when, where a run stops, and how the step is executed."""
@@ -243,19 +249,53 @@ def plot_curves(run: Run) -> None:
         plot_metrics(run.dir / "metrics.jsonl", run.dir / "curves.png", keys)
 
 
+SCALED_EVAL_SHARE = 0.25
+"""``--final-eval scaled``: the final IWAE bound costs about this share of the training's compute (a training image
+costs about three forward passes, forward and backward; an IWAE image k + 1)."""
+SCALED_EVAL_MIN_IMAGES = 100
+"""``--final-eval scaled`` evaluates the IWAE bound on at least this many test digits."""
+
+
+def iwae_plan(cfg: TrainConfig, trained_images: int, test_images: int) -> tuple[int, str]:
+    """How many test digits the final IWAE bound is computed on, and the sentence that says so: ``--iwae-images``
+    when given, all of them with ``--final-eval paper``, else a number scaled to the ``trained_images`` (see
+    :data:`SCALED_EVAL_SHARE`)."""
+    k = cfg.iwae_k
+    if cfg.iwae_images is not None:
+        n = min(cfg.iwae_images, test_images)
+        return n, f"IWAE k={k} on {n} of {test_images} test digits (--iwae-images)"
+    if cfg.final_eval == "paper":
+        return test_images, f"IWAE k={k} on all {test_images} test digits (--final-eval paper)"
+    scaled = int(SCALED_EVAL_SHARE * 3 * trained_images / (k + 1))
+    n = min(test_images, max(SCALED_EVAL_MIN_IMAGES, scaled))
+    if n == test_images:
+        return n, f"IWAE k={k} on all {test_images} test digits (--final-eval scaled: the run is long enough)"
+    return n, (
+        f"IWAE k={k} on {n} of {test_images} test digits, scaled to the run's {trained_images} training images "
+        f"(--final-eval paper: all of them)"
+    )
+
+
 def final_evaluation(
     run: Run, cfg: TrainConfig, model: DRAW | VAE, ema: EMA | None, test_x: Tensor, budget: dict[str, Any]
 ) -> dict[str, float]:
-    """The final test bounds (IWAE, several ELBO draws as configured); on rank 0 also ``eval.json`` (the bounds,
-    the training ``budget`` and the settings), ``samples.png`` and ``curves.png``. Not counted as training time."""
+    """The final test bounds (IWAE on :func:`iwae_plan`'s digits, several ELBO draws as configured), announced by
+    one line on stderr and shown by a progress bar with its ETA; on rank 0 also ``eval.json`` (the bounds, what
+    was evaluated, the data, the training ``budget`` and the settings), ``samples.png`` and ``curves.png``. Not
+    counted as training time."""
     with run.paused():
         show = cfg.progress and run.is_main
+        n_iwae, plan = iwae_plan(cfg, int(budget["iters"]) * int(budget["batch_size"]), int(test_x.shape[0]))
+        if not cfg.iwae_k:
+            plan = "no IWAE bound (--iwae-k 0)"
+        if run.is_main:
+            print(f"{cfg.kind} final evaluation: -ELBO on {test_x.shape[0]} test digits, {plan}", file=sys.stderr)
         final = model_bounds(
-            model, ema, test_x, cfg, iwae_k=cfg.iwae_k, show=show, iwae_images=cfg.iwae_images,
-            elbo_samples=cfg.elbo_samples,
+            model, ema, test_x, cfg, iwae_k=cfg.iwae_k, show=show, iwae_images=n_iwae, elbo_samples=cfg.elbo_samples,
         )  # fmt: skip
         if run.is_main:
-            report = {**final, "iwae_k": cfg.iwae_k, "test_images": int(test_x.shape[0]), **budget,
+            report = {**final, "iwae_k": cfg.iwae_k, "test_images": int(test_x.shape[0]), "final_eval": plan,
+                      "data": mnist_description(cfg.data_dir, cfg.data_source), **budget,
                       "processes": run.info.world_size, "ema_decay": ema.decay if ema is not None else 0.0,
                       "model": asdict(cfg.model_config()),
                       "train": asdict(cfg), "machine": machine_info(run.device)}  # fmt: skip
@@ -427,7 +467,7 @@ def fit(
                  modules={"ema": ema.model} if ema is not None else None)  # fmt: skip
 
     out_of_time = False
-    bar = run.progress(range(step, total), total=total, desc="DRAW")
+    bar = run.progress(range(step, total), total=total, desc="DRAW", show=("loss", "test_nelbo", "images_per_s"))
     for i in bar:
         batches.load(i)
         runner.set_lr(lr_at(cfg, i, total, elapsed))
@@ -445,8 +485,6 @@ def fit(
             rate = (step - window[0]) * cfg.batch_size / max(elapsed - window[1], 1e-9)  # evaluation excluded
             run.log(step, loss=avg[0], recon=avg[1], kl=avg[0] - avg[1], grad_norm=avg[2],
                     lr=lr_at(cfg, step, total, elapsed), images_per_s=rate, epoch=step / per_epoch)  # fmt: skip
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{avg[0]:.2f}", img_s=f"{rate:.0f}")
             sums.zero_()
             seen, window = 0, (step, elapsed)
         if end_of_epoch and (step // per_epoch) % cfg.eval_every == 0:
@@ -495,6 +533,8 @@ def train_run(cfg: TrainConfig) -> Trained:
                       "cuda_graph": body.graphed}  # fmt: skip
             final = final_evaluation(run, cfg, model, ema, test_x, budget)
             result.update(headline(final))
+        elif "loss" in run.last_metrics:  # stopped early (--max-iters): no final evaluation, the last training loss
+            result["loss"] = run.last_metrics["loss"]
         return Trained(model, run.summary(**result))
 
 
@@ -534,7 +574,7 @@ def train(cfg: TrainConfig) -> DRAW | VAE:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: parse a :class:`TrainConfig`, train, print the run's summary line."""
-    cfg = parse_config(TrainConfig, argv, prog="train_draw")
+    cfg = parse_config(TrainConfig, argv, prog="paintrnn train draw")
     try:
         trained = train_run(cfg)
     except NonFiniteLossError as exc:

@@ -17,9 +17,10 @@ gradient trains the location head only, and the core learns from the classificat
 stabilising choice; the glimpses still follow the policy).
 
 :meth:`RAM.predict` plays ``paintrnn/Glimpse-v0`` directly (observations in, actions out, the recurrent state
-explicit, as in Stable-Baselines3); :func:`load_model` rebuilds a trained classifier (RAM, or the whole-image
-baseline :class:`WholeImageNet`) from its checkpoint; :func:`episode_frames` draws the glimpse path (boxes
-moving over the image) with the predicted class.
+explicit, as in Stable-Baselines3); :func:`load_model` rebuilds a trained classifier (RAM, the whole-image
+baseline :class:`WholeImageNet`, or DRAW's read classifier :class:`~paintrnn.agents.draw_read.DrawReader`) from
+its checkpoint; :func:`episode_frames` draws the glimpse path (boxes moving over the image) with the predicted
+class.
 
     model = load_model("paintrnn/assets/checkpoints/glimpse.pt")  # a trained RAM
     env = gym.make("paintrnn/Glimpse-v0", **model.env_options, split="test")  # the task it was trained on
@@ -40,10 +41,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from paintrnn.agents.draw_read import DrawReader
 from torch import Tensor, nn
 
 from paintrnn.media import draw_boxes, side_by_side, to_uint8, upscale
 from paintrnn.retina import glimpse, glimpse_boxes
+from paintrnn.scenes import CLUTTERED
 from paintrnn.training import load_checkpoint
 
 KIND = "glimpse"
@@ -265,33 +268,43 @@ class WholeImageNet(nn.Module):
 
 
 def scene_side(task: str, canvas: int) -> int:
-    """Width of the images of a task: 28 for MNIST, else the canvas."""
+    """Width of the images of a task: 28 for MNIST, the papers' canvas for the cluttered tasks of
+    :data:`paintrnn.scenes.CLUTTERED` (``cluttered60``, ``cluttered100``), else ``canvas``."""
+    if task in CLUTTERED:
+        return CLUTTERED[task].canvas
     return 28 if task == "mnist" else canvas
 
 
 def build_classifier(config: Mapping[str, Any]) -> nn.Module:
     """The untrained network a glimpse trainer's config (as a dict: ``model``, ``task``, ``canvas``,
-    ``glimpse_size``, ``scales``, ``hidden``, ``std``) describes: :class:`RAM` or :class:`WholeImageNet`."""
+    ``glimpse_size``, ``scales``, ``hidden``, ``std``, ``read_size``) describes: :class:`RAM`,
+    :class:`WholeImageNet` or :class:`~paintrnn.agents.draw_read.DrawReader`."""
+    side = scene_side(config["task"], config["canvas"])
     if config["model"] in ("mlp", "cnn"):
-        return WholeImageNet(config["model"], scene_side(config["task"], config["canvas"]), config["hidden"])
+        return WholeImageNet(config["model"], side, config["hidden"])
+    if config["model"] == "draw-read":
+        return DrawReader(side, side, config.get("read_size", 12), hidden=config["hidden"])
     if config["model"] not in ("ram", "random"):
-        raise ValueError(f"unknown glimpse model {config['model']!r}: expected ram, random, mlp or cnn")
+        raise ValueError(f"unknown glimpse model {config['model']!r}: expected ram, random, draw-read, mlp or cnn")
     model = RAM(config["glimpse_size"], config["scales"], hidden=config["hidden"], std=config["std"])
     model.random_locations = config["model"] == "random"
+    task = config["task"]
     model.env_options = {
         "glimpses": config["glimpses"],
         "glimpse_size": config["glimpse_size"],
         "scales": config["scales"],
-        "canvas": None if config["task"] == "mnist" else config["canvas"],
-        "clutter": config["clutter"] if config["task"] == "cluttered" else 0,
+        "canvas": None if task == "mnist" else side,
+        "clutter": CLUTTERED[task].clutter if task in CLUTTERED else config["clutter"] if task == "cluttered" else 0,
         "start": config["start"],
+        **({"task": task} if task in CLUTTERED else {}),  # the papers' recipe of cluttered scenes
     }
     return model
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """The trained classifier of a glimpse checkpoint (eval mode, on ``device``): a :class:`RAM` (whose
-    ``env_options`` are the ``paintrnn/Glimpse-v0`` settings it was trained for) or a :class:`WholeImageNet`."""
+    ``env_options`` are the ``paintrnn/Glimpse-v0`` settings it was trained for), a :class:`WholeImageNet` or a
+    :class:`~paintrnn.agents.draw_read.DrawReader`."""
     ckpt = load_checkpoint(path, device, kind=KIND)
     model = build_classifier(ckpt["config"]).to(device)
     model.load_state_dict(ckpt["model"])

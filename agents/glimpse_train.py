@@ -1,4 +1,4 @@
-"""Train the recurrent attention model (or a whole-image baseline) on MNIST or translated/cluttered MNIST.
+"""Train the recurrent attention model, DRAW's read classifier or a whole-image baseline on (cluttered) MNIST.
 
 Training runs on batched tensors through the retina (:mod:`paintrnn.retina`), not through the Gymnasium
 environment, for speed; the environment ``paintrnn/Glimpse-v0`` poses the same task one episode at a time (a
@@ -7,8 +7,14 @@ trained RAM plays it with :meth:`paintrnn.agents.glimpse.RAM.predict`). A run fo
 continues from it exactly, see ``--resume``), ``result.json`` and ``glimpses.gif``. Load the trained classifier
 with :func:`paintrnn.agents.glimpse.load_model`.
 
-    python scripts/train_glimpse.py --task mnist --glimpses 7 --glimpse-size 8 --scales 1 --epochs 100
-    python scripts/train_glimpse.py --task translated --glimpses 8 --glimpse-size 12 --scales 3 --device cuda
+    paintrnn train glimpse --task mnist --glimpses 7 --glimpse-size 8 --scales 1 --epochs 100
+    paintrnn train glimpse --task translated --glimpses 8 --glimpse-size 12 --scales 3 --device cuda
+    paintrnn train glimpse --task cluttered60 --glimpses 8 --glimpse-size 12 --scales 3
+    paintrnn train glimpse --task cluttered100 --model draw-read --glimpses 8 --read-size 12
+
+The tasks ``cluttered60`` and ``cluttered100`` are the papers' cluttered MNIST (:data:`paintrnn.scenes.CLUTTERED`:
+60 x 60 with 4 distractors, 100 x 100 with 8, pieces of other digits that never cover the digit's centre); the
+test scenes are fixed by a seed. ``cluttered`` is the older, freer recipe (``--canvas``, ``--clutter``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from paintrnn.agents.draw_read import DrawReader, reading_frames
 from paintrnn.agents.glimpse import (
     KIND,
     RAM,
@@ -34,13 +41,13 @@ from paintrnn.agents.glimpse import (
     scene_side,
 )
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from paintrnn.config import parse_config
-from paintrnn.data import load_mnist
+from paintrnn.data import load_mnist, mnist_description
 from paintrnn.media import write_gif
 from paintrnn.retina import place_on_canvas
 from paintrnn.run import Run, RunConfig, lr_schedule, start_run
+from paintrnn.scenes import CLUTTERED, cluttered
 from paintrnn.training import plot_metrics
 
 
@@ -54,20 +61,25 @@ class Config(RunConfig):
     """Epochs between metric lines (an epoch that evaluates, and the last, are always logged)."""
     checkpoint_every: int = 1
     """Epochs between checkpoints (one is also written at the end)."""
-    task: Literal["mnist", "translated", "cluttered"] = "mnist"
-    """28x28 MNIST, digits at random places on a larger canvas, or the same among clutter."""
+    task: Literal["mnist", "translated", "cluttered", "cluttered60", "cluttered100"] = "mnist"
+    """28x28 MNIST, digits at random places on a larger canvas, or the same among clutter; cluttered60 and
+    cluttered100 are the papers' cluttered tasks (60x60 with 4 distractors, 100x100 with 8; canvas and clutter
+    fixed)."""
     canvas: int = 60
     """Canvas width in pixels for the translated and cluttered tasks."""
     clutter: int = 4
-    """Number of 8x8 fragments of other digits scattered on the canvas (cluttered task)."""
-    model: Literal["ram", "random", "mlp", "cnn"] = "ram"
-    """RAM; the same network looking at random places (ablation); or a baseline seeing the whole image."""
+    """Number of 8x8 fragments of other digits scattered on the canvas (cluttered task; 0: none)."""
+    model: Literal["ram", "random", "draw-read", "mlp", "cnn"] = "ram"
+    """RAM; the same network looking at random places (ablation); DRAW's differentiable read attention as a
+    classifier (trained by backprop alone); or a baseline seeing the whole image."""
     glimpses: int = 7
     """Number of glimpses per image (episode length)."""
     glimpse_size: int = 8
     """Width g of the sharpest patch; every patch is resized to g x g."""
     scales: int = 1
     """Number of patches k in a glimpse, each twice as wide as the previous."""
+    read_size: int = 12
+    """Width N of DRAW's N x N filterbank read (the draw-read model)."""
     start: Literal["centre", "random"] = "centre"
     """Where the first glimpse is taken: the image centre, or a uniformly random place."""
     std: float = 0.11
@@ -132,10 +144,21 @@ def image_side(cfg: Config) -> int:
     return scene_side(cfg.task, cfg.canvas)
 
 
-def make_scenes(digits: Tensor, cfg: Config, generator: torch.Generator, train: bool = False) -> Tensor:
+def make_scenes(
+    digits: Tensor,
+    cfg: Config,
+    generator: torch.Generator,
+    train: bool = False,
+    pool: Tensor | None = None,
+    index: Tensor | None = None,
+) -> Tensor:
     """The images the model sees: the digits themselves, or digits placed on a larger canvas (then, for
-    training, moved by up to ``cfg.shift`` pixels)."""
-    if cfg.task != "mnist":
+    training, moved by up to ``cfg.shift`` pixels). The papers' cluttered tasks cut their distractors from other
+    digits of ``pool`` (the split's digits; ``index``: the digits' rows of it, never cut from)."""
+    if cfg.task in CLUTTERED:
+        spec = CLUTTERED[cfg.task]
+        digits = cluttered(digits, spec.canvas, spec.clutter, generator, pool, index, spec.fragment)[0]
+    elif cfg.task != "mnist":
         digits = place_on_canvas(digits, cfg.canvas, cfg.clutter if cfg.task == "cluttered" else 0, 8, generator)[0]
     return shift_images(digits, cfg.shift, generator) if train and cfg.shift > 0 else digits
 
@@ -163,6 +186,8 @@ def run_model(
     """Class logits for one batch of images (any model kind), and the glimpse rollout for RAM models."""
     if isinstance(model, WholeImageNet):
         return model(images), None
+    if isinstance(model, DrawReader):
+        return model(images, cfg.glimpses).logits, None
     start = start_locations(images.shape[0], cfg, generator, images.device)
     out = model(images, cfg.glimpses, start, generator, deterministic, random_locations=cfg.model == "random")
     return out.logits, out
@@ -177,7 +202,8 @@ def evaluate(
     gen = torch.Generator().manual_seed(seed)
     wrong = 0
     for i in range(0, len(digits), batch):
-        images = make_scenes(digits[i : i + batch], cfg, gen)
+        index = torch.arange(i, min(i + batch, len(digits)), device=digits.device)
+        images = make_scenes(digits[i : i + batch], cfg, gen, pool=digits, index=index)
         logits, _ = run_model(model, images, cfg, gen, deterministic=True)
         wrong += int((logits.argmax(-1) != labels[i : i + batch]).sum())
     model.train()
@@ -218,8 +244,8 @@ def train(cfg: Config) -> tuple[nn.Module, dict]:
             noise.set_state(ckpt["extra"]["noise_rng"].cpu())
         steps_per_epoch = math.ceil(len(train_x) / cfg.batch_size)
         epochs_done, stopped_early = run.start, False
-        bar = tqdm(range(run.start, cfg.epochs), initial=run.start, total=cfg.epochs, desc=f"{cfg.model}/{cfg.task}",
-                   dynamic_ncols=True, disable=not (cfg.progress and run.is_main))  # fmt: skip
+        bar = run.progress(range(run.start, cfg.epochs), total=cfg.epochs, desc=f"{cfg.model}/{cfg.task}",
+                           show=("loss", "err"))  # fmt: skip
         for epoch in bar:
             order = torch.randperm(len(train_x), generator=run.generator).to(device)
             sums = {k: torch.zeros((), device=device) for k in ("loss", "nll", "reward")}  # on device: no syncs
@@ -227,7 +253,8 @@ def train(cfg: Config) -> tuple[nn.Module, dict]:
                 for group in opt.param_groups:
                     group["lr"] = lr_at(cfg, epoch + i / steps_per_epoch, run.elapsed)
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                images, labels = make_scenes(train_x[idx], cfg, noise, train=True), train_y[idx]
+                images = make_scenes(train_x[idx], cfg, noise, train=True, pool=train_x, index=idx)
+                labels = train_y[idx]
                 logits, rollout = run_model(model, images, cfg, noise)
                 if rollout is None:
                     loss = F.cross_entropy(logits, labels)
@@ -251,9 +278,7 @@ def train(cfg: Config) -> tuple[nn.Module, dict]:
                 with run.paused():
                     row["test_err"] = evaluate(model, test_x, test_y, cfg)
             if epochs_done % cfg.log_every == 0 or "test_err" in row or done or out_of_time:
-                run.log(epochs_done, **row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", train_err=f"{row['train_err']:.2f}",
-                            test_err=f"{row.get('test_err', float('nan')):.2f}")  # fmt: skip
+                run.log(epochs_done, **row)  # the bar shows the loss and the errors
             if epochs_done % cfg.checkpoint_every == 0 or done or out_of_time:
                 run.save(epochs_done, model, opt, extra={"noise_rng": noise.get_state()})
             if out_of_time and not done:
@@ -286,33 +311,40 @@ def finish(
         "device": str(run.device),
         "device_name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
         "n_test": len(test_x),
+        "data": mnist_description(cfg.data_dir, cfg.data_source),
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": asdict(cfg),
     }
     if run.is_main:
         (run.dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-        if cfg.gif and isinstance(model, RAM):
-            write_glimpse_gif(model, cfg, test_x[:8], run.dir / "glimpses.gif")
+        if cfg.gif and isinstance(model, RAM | DrawReader):
+            write_glimpse_gif(model, cfg, test_x, run.dir / "glimpses.gif")
     return result
 
 
 @torch.no_grad()
-def write_glimpse_gif(model: RAM, cfg: Config, digits: Tensor, path: Path) -> Path:
-    """Test digits with the glimpses moving over them and the predicted class."""
+def write_glimpse_gif(model: RAM | DrawReader, cfg: Config, digits: Tensor, path: Path, n: int = 8) -> Path:
+    """The first ``n`` test digits with the glimpses (or DRAW's read windows) moving over them and the predicted
+    class (distractors come from all of ``digits``)."""
     gen = torch.Generator().manual_seed(4321)
-    images = make_scenes(digits, cfg, gen)
+    index = torch.arange(min(n, len(digits)), device=digits.device)
+    images = make_scenes(digits[:n], cfg, gen, pool=digits, index=index)
     model.eval()
-    start = start_locations(len(images), cfg, gen, images.device)
-    out = model(images, cfg.glimpses, start, gen, deterministic=True, random_locations=cfg.model == "random")
-    model.train()
     scale = 4 if image_side(cfg) <= 32 else 2
-    frames = episode_frames(images, out.locations, out.logits.argmax(-1), cfg.glimpse_size, cfg.scales, scale)
+    if isinstance(model, DrawReader):
+        reading = model(images, cfg.glimpses)
+        frames = reading_frames(images, reading.windows, reading.logits.argmax(-1), cfg.read_size, scale)
+    else:
+        start = start_locations(len(images), cfg, gen, images.device)
+        out = model(images, cfg.glimpses, start, gen, deterministic=True, random_locations=cfg.model == "random")
+        frames = episode_frames(images, out.locations, out.logits.argmax(-1), cfg.glimpse_size, cfg.scales, scale)
+    model.train()
     return write_gif(path, frames, duration_ms=500, hold_last_ms=1500)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python scripts/train_glimpse.py --help``. Prints the run's summary line; returns 0."""
-    cfg = parse_config(Config, argv, prog="train_glimpse")
+    """Command line: ``paintrnn train glimpse --help``. Prints the run's summary line; returns 0."""
+    cfg = parse_config(Config, argv, prog="paintrnn train glimpse")
     _, result = train(cfg)
     print(result["summary_line"])
     return 0

@@ -4,6 +4,10 @@
         -> painting/painting.png, painting.gif (coarse to fine), painting.svg, strokes.json
     paintrnn render painting/strokes.json [--size 4096] [--out big.png]
 
+Brushes (--brush): round (the default), marker, tapered, watercolor, and bristle, an oil brush whose strokes
+carry streaks of paint along them and thin out towards their end, in the PNG, the GIF and the SVG alike
+(paintrnn.brushes). strokes.json records the brush; paintrnn render re-renders with it.
+
 Bad input (a missing or unreadable file, --strokes 0, an unknown brush or method) is reported as one line
 on stderr with exit status 2, without a traceback. The methods agent and agent+optimize need the learned
 colour painter shipped as the model ``painter-colour`` (``paintrnn.load``).

@@ -60,9 +60,13 @@ KINDS = {"backprop": KIND, "ppo": "painter-ppo", "ddpg": "painter-ddpg", "gan": 
 """Checkpoint kind of each training mode: distinct, so that a run never resumes another mode's checkpoint;
 :func:`load_model` reads them all."""
 
-PROPOSE_DEFAULTS: dict[str, Any] = {"views": 8, "min_radius": 0.0}
+PROPOSE_DEFAULTS: dict[str, Any] = {"views": 8, "min_radius": 0.0, "samples": 0, "spread": 0.2, "picks": 0}
 """Settings of :meth:`Painter.propose` (attributes of the painter) when its checkpoint stores none
 (``extra["propose"]``, written by :func:`export_painter`)."""
+PROPOSE_CHUNK = 32
+"""Patches that :meth:`Painter.propose` paints at once."""
+PROPOSE_SEED = 20_240_601
+"""Seed of the perturbations of :meth:`Painter.propose` (plus the index of the chunk's first patch)."""
 
 State = tuple[Tensor, Tensor]
 """LSTM ``(h, c)``, each ``(B, hidden)``."""
@@ -242,6 +246,12 @@ class Painter(nn.Module):
         self.min_radius = PROPOSE_DEFAULTS["min_radius"]
         """:meth:`propose`: smallest stroke radius, a fraction of the view's side (smaller ones are raised to it
         as they are painted; 0: the spec's range alone)."""
+        self.samples = PROPOSE_DEFAULTS["samples"]
+        """:meth:`propose`: perturbed copies of each proposed stroke that are candidates too (0: none)."""
+        self.spread = PROPOSE_DEFAULTS["spread"]
+        """:meth:`propose`: std of the perturbations, on the pre-``tanh`` actions."""
+        self.picks = PROPOSE_DEFAULTS["picks"]
+        """:meth:`propose`: strokes chosen per step among the candidates (0: ``strokes_per_step``)."""
 
     @property
     def episode_steps(self) -> int:
@@ -409,15 +419,21 @@ class Painter(nn.Module):
 
         The painter looks at each patch's ``region`` (the pixel box around it, resized to ``image_size``; the
         painting so far and the photo, whose padding is replaced by the canvas so that it asks for nothing) and
-        paints on top of it for ``ceil(n / k)`` steps, in episodes of :attr:`episode_steps` steps (the state is
-        reset between episodes: each continues from the canvas the last one left), radii at least
-        :attr:`min_radius` of the view. It does so in :attr:`views`
-        mirrored or turned copies of the view at once (:data:`SYMMETRIES`) and keeps, for each patch, the copy
-        whose painting ends closest to the photo (the policy is not symmetric: each copy is another attempt,
-        undone onto the patch afterwards). The chosen strokes are mapped back
-        to the crop: control points clamped into ``region``, radii to ``patches.radius`` (px), opacities to
-        ``patches.opacity`` (when the batch has one); a colour-fitting painter's colours are then fitted again on
-        the crop itself, at its resolution (hard coverage, padding excluded)."""
+        paints on top of it for ``ceil(n / picks)`` steps, in episodes of :attr:`episode_steps` steps (the state
+        is reset between episodes), radii at least :attr:`min_radius` of the view. Each step is a small search
+        among the policy's own strokes (:func:`choose_strokes`): the policy looks at :attr:`views` mirrored or
+        turned copies of the view at once (:data:`SYMMETRIES`; it is not symmetric, so each copy proposes other
+        strokes), each proposal also comes in :attr:`samples` perturbed copies (Gaussian noise of std
+        :attr:`spread` on its pre-``tanh`` actions), and of all these candidates, undone onto the patch, the
+        :attr:`picks` that lower the view's squared error most are chosen one after another, each in its
+        least-squares colour (its own colour for ``colour="action"`` painters). Every copy then continues from
+        the painting so chosen. The noise comes from a fixed stream of its own (seeded by the chunk of patches),
+        so a proposal depends on the patches alone, and its first strokes do not depend on ``n``.
+
+        The chosen strokes are mapped back to the crop: control points clamped into ``region``, radii to
+        ``patches.radius`` (px), opacities to ``patches.opacity`` (when the batch has one); a colour-fitting
+        painter's colours are then fitted again on the crop itself, at its resolution (hard coverage, padding
+        excluded). Patches are painted :data:`PROPOSE_CHUNK` at a time (memory and speed)."""
         spec = self.spec
         if spec.action != "continuous" or not spec.conditional:
             raise ValueError("only a continuous, conditional painter proposes strokes for a picture")
@@ -436,26 +452,11 @@ class Painter(nn.Module):
         box[:, 3] = torch.maximum(box[:, 3].clamp(max=h), box[:, 1] + 1)
         goal = torch.where(valid > 0, target, canvas)  # padding asks for nothing
         size = spec.image_size
-        views = []
-        for image in (canvas, goal):
-            crops = [image[b : b + 1, :, y0:y1, x0:x1] for b, (x0, y0, x1, y1) in enumerate(box.long().tolist())]
-            views.append(torch.cat([prepare_images(c.float().to(device), C, size) for c in crops]))
-        symmetries = SYMMETRIES[: max(1, min(self.views, len(SYMMETRIES)))]
-        V = len(symmetries)
-        view = torch.cat([_turn(views[0], *sym) for sym in symmetries])  # (V B, C, S, S), symmetry-major
-        view_goal = torch.cat([_turn(views[1], *sym) for sym in symmetries])
-        k, episode = spec.strokes_per_step, self.episode_steps
-        chosen, state = [], self.initial_state(V * B, device)
-        for t in range(-(-n // k)):
-            if t % episode == 0:
-                state = self.initial_state(V * B, device)
-            out, state, _ = self.step(view, state, view_goal)
-            strokes, view = self.paint_step(out.mean, view, view_goal, backend="eager", min_radius=self.min_radius)
-            chosen.append(strokes)
-        local = torch.cat(chosen, 1)[:, :n].unflatten(0, (V, B))  # (V, B, n, 10 + C) in the turned views
-        local = torch.stack([_unturn_strokes(local[i], *sym) for i, sym in enumerate(symmetries)])
-        best = ((view - view_goal) ** 2).mean((1, 2, 3)).view(V, B).argmin(0)  # (B,) the best view of each
-        local = local[best, torch.arange(B, device=best.device)].to(canvas.device, torch.float64)  # (B, n, d)
+        view = _box_views(canvas.float().to(device), box, size)  # (B, C, S, S)
+        view_goal = _box_views(goal.float().to(device), box, size)
+        local = torch.cat([self._paint_views(view[i : i + PROPOSE_CHUNK], view_goal[i : i + PROPOSE_CHUNK], n, i)
+                           for i in range(0, B, PROPOSE_CHUNK)])  # fmt: skip
+        local = local.to(canvas.device, torch.float64)  # (B, n, d) in the views' normalised coordinates
         reg, box = region.to(local.device)[:, None], box.to(local.device)[:, None]  # (B, 1, 4)
         side = torch.minimum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1])  # (B, 1)
         xs = (box[..., 0:1] + local[..., 0:6:2] * (box[..., 2:3] - box[..., 0:1])).clamp(reg[..., 0:1], reg[..., 2:3])
@@ -470,6 +471,37 @@ class Painter(nn.Module):
             crop = canvas.float()
             result, _ = fit_colours(result, crop, target.float(), backend="eager", weight=valid.float())
         return result.to(canvas.dtype if canvas.is_floating_point() else torch.float32)
+
+    def _paint_views(self, view: Tensor, goal: Tensor, n: int, seed: int) -> Tensor:
+        """:meth:`propose` on ``(B, C, S, S)`` views of the patches and of their goals: ``n`` chosen strokes
+        ``(B, n, 10 + C)`` in the views' normalised coordinates (``seed`` seeds the perturbations)."""
+        spec = self.spec
+        B = view.shape[0]
+        symmetries = SYMMETRIES[: max(1, min(self.views, len(SYMMETRIES)))]
+        V, k = len(symmetries), spec.strokes_per_step
+        picks = self.picks if self.picks > 0 else k
+        generator = torch.Generator(device=view.device).manual_seed(PROPOSE_SEED + seed)
+        turned_goal = torch.cat([_turn(goal, *sym) for sym in symmetries])  # (V B, C, S, S), symmetry-major
+        chosen, state = [], self.initial_state(V * B, view.device)
+        for t in range(-(-n // picks)):
+            if t % self.episode_steps == 0:
+                state = self.initial_state(V * B, view.device)
+            turned = torch.cat([_turn(view, *sym) for sym in symmetries])
+            out, state, _ = self.step(turned, state, turned_goal)
+            actions = [out.mean] + [out.mean + self.spread * torch.randn(out.mean.shape, generator=generator,
+                                    device=view.device) for _ in range(self.samples)]  # fmt: skip
+            candidates = []
+            for u in actions:
+                strokes = self.strokes(u)  # (V B, k, d) in the turned views
+                radii = strokes[..., 6:8].clamp(min=self.min_radius)
+                strokes = torch.cat([strokes[..., :6], radii, strokes[..., 8:]], -1)
+                strokes = strokes.unflatten(0, (V, B))
+                strokes = torch.stack([_unturn_strokes(strokes[i], *sym) for i, sym in enumerate(symmetries)])
+                candidates.append(strokes.transpose(0, 1).flatten(1, 2))  # (B, V k, d) on the patch itself
+            chosen_t, view = choose_strokes(torch.cat(candidates, 1), view, goal, min(picks, n - t * picks),
+                                            fit=spec.colour == "fit")  # fmt: skip
+            chosen.append(chosen_t)
+        return torch.cat(chosen, 1)
 
     def check_env(self, env: gym.Env | gym.vector.VectorEnv) -> None:
         """Raise a ``ValueError`` naming every mismatch between ``env`` (single or vector) and this painter:
@@ -532,6 +564,89 @@ class Painter(nn.Module):
             _, canvas = self.paint_step(out.mean, canvas, target, mode=mode, sharpness=sharpness, backend=backend)
             canvases.append(canvas)
         return canvases
+
+
+SCORE_SCALE = 2
+""":func:`choose_strokes` scores candidates on a grid this many times coarser than the canvas (when it divides)."""
+
+
+def choose_strokes(
+    candidates: Tensor, canvas: Tensor, target: Tensor, n: int, fit: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Greedy choice of ``n`` of the ``(B, N, 10 + C)`` ``candidates`` for ``(B, C, S, S)`` canvases: one after
+    another, the candidate whose stroke lowers the squared error to ``target`` most, each in its least-squares
+    colour (``fit``) or its own; no candidate twice. Candidates are scored cheaply: on a grid :data:`SCORE_SCALE`
+    times coarser (canvas and target averaged), with the approximate coverage of :func:`chord_coverage`. Returns
+    the chosen strokes ``(B, n, 10 + C)`` with their colours and the canvas they paint (rendered exactly, hard).
+
+    With the stroke's alpha ``a``, the canvas ``K`` and the target ``T`` (per channel), a colour ``c`` changes the
+    error by ``sum(a^2 (c - K)^2 + 2 a (K - T)(c - K))``, which is minimised by ``c = sum(a^2 K - a (K - T)) /
+    sum(a^2)``: both need only the sums of ``a`` and ``a^2`` against a few maps of ``K`` and ``T``, one batched
+    matrix product per choice."""
+    B, N = candidates.shape[:2]
+    C, S = canvas.shape[1], canvas.shape[-1]
+    d = len(STROKE_FIELDS)
+    full, scale = canvas, SCORE_SCALE if S % SCORE_SCALE == 0 else 1
+    if scale > 1:  # scored on a coarser grid
+        S = S // scale
+        canvas, target = F.avg_pool2d(canvas, scale), F.avg_pool2d(target, scale)
+    alpha = chord_coverage(candidates, S)  # (B, N, S S)
+    alpha2 = alpha * alpha
+    sum_a2 = alpha2.sum(-1, keepdim=True).clamp(min=1e-6)  # (B, N, 1)
+    rows = torch.arange(B, device=canvas.device)
+    used = torch.zeros(B, N, dtype=torch.bool, device=canvas.device)
+    K, T = canvas.flatten(2), target.flatten(2)  # (B, C, S S)
+    chosen = []
+    for _ in range(n):
+        lin = torch.bmm(alpha, torch.cat([K, T, K * K, K * T], 1).transpose(1, 2))  # (B, N, 4 C)
+        sq = torch.bmm(alpha2, torch.cat([K, K * K], 1).transpose(1, 2))  # (B, N, 2 C)
+        a_k, a_t, a_kk, a_kt = lin.split(C, -1)
+        a2_k, a2_kk = sq.split(C, -1)
+        colour = ((a2_k - a_k + a_t) / sum_a2).clamp(0, 1) if fit else candidates[..., d:]  # (B, N, C)
+        change = colour * colour * sum_a2 - 2 * colour * (a2_k - a_k + a_t) + a2_kk - 2 * a_kk + 2 * a_kt
+        best = change.sum(-1).masked_fill(used, float("inf")).argmin(1)  # (B,)
+        used[rows, best] = True
+        a, c = alpha[rows, best][:, None], colour[rows, best]  # (B, 1, S S), (B, C)
+        K = K + a * (c[..., None] - K)
+        chosen.append(torch.cat([candidates[rows, best, :d], c], -1))
+    chosen_t = torch.stack(chosen, 1)
+    return chosen_t, render_strokes(chosen_t, full, mode="hard", backend="eager")
+
+
+def chord_coverage(strokes: Tensor, size: int) -> Tensor:
+    """Approximate hard alpha ``(B, N, size size)`` of ``(B, N, 10 + C)`` strokes on a ``size x size`` grid: each
+    curve taken as the two chords ``P0 - B(1/2) - P2`` (off by at most ``|P0 - 2 P1 + P2| / 16``), the start's
+    radius and opacity; dense and cheap, for scoring many small candidates."""
+    p = strokes[..., :6] * size  # (B, N, 6) px
+    x0, y0, x1, y1, x2, y2 = p.unbind(-1)
+    xm, ym = 0.25 * (x0 + x2) + 0.5 * x1, 0.25 * (y0 + y2) + 0.5 * y1
+    axis = torch.arange(size, device=strokes.device, dtype=strokes.dtype) + 0.5
+    px, py = axis.repeat(size), axis.repeat_interleave(size)  # (P,) pixel centres, row-major
+    dist2 = None
+    for sx, sy, ex, ey in ((x0, y0, xm, ym), (xm, ym, x2, y2)):
+        dx, dy = (ex - sx)[..., None], (ey - sy)[..., None]
+        inv = 1.0 / (dx * dx + dy * dy).clamp(min=1e-9)
+        ux, uy = px - sx[..., None], py - sy[..., None]  # (B, N, P)
+        t = ((ux * dx + uy * dy) * inv).clamp(0, 1)
+        qx, qy = ux - t * dx, uy - t * dy
+        d2 = qx * qx + qy * qy
+        dist2 = d2 if dist2 is None else torch.minimum(dist2, d2)
+    d, r = dist2.sqrt(), strokes[..., 6:7] * size
+    return ((r - d + 0.5).clamp(0, 1) - (0.5 - r - d).clamp(0, 1)) * strokes[..., 8:9]
+
+
+def _box_views(images: Tensor, box: Tensor, size: int) -> Tensor:
+    """The ``(B, C, size, size)`` views of ``(B, C, h, w)`` images inside their pixel boxes ``(B, 4)`` (x0, y0,
+    x1, y1), resized as :func:`prepare_images` does; boxes of one shape are resized together."""
+    boxes = box.long().tolist()
+    out = images.new_empty(images.shape[0], images.shape[1], size, size)
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for b, (x0, y0, x1, y1) in enumerate(boxes):
+        shapes.setdefault((y1 - y0, x1 - x0), []).append(b)
+    for idx in shapes.values():
+        crops = torch.stack([images[b, :, boxes[b][1] : boxes[b][3], boxes[b][0] : boxes[b][2]] for b in idx])
+        out[idx] = prepare_images(crops, images.shape[1], size)
+    return out
 
 
 SYMMETRIES: tuple[tuple[bool, bool, bool], ...] = (
@@ -606,6 +721,9 @@ def export_painter(
     *,
     views: int = PROPOSE_DEFAULTS["views"],
     min_radius: float = PROPOSE_DEFAULTS["min_radius"],
+    samples: int = PROPOSE_DEFAULTS["samples"],
+    spread: float = PROPOSE_DEFAULTS["spread"],
+    picks: int = PROPOSE_DEFAULTS["picks"],
     half: bool | None = None,
 ) -> dict[str, Any]:
     """A small inference copy of a painter checkpoint (:func:`paintrnn.training.export_weights`: weights, config,
@@ -613,10 +731,13 @@ def export_painter(
     (``extra["propose"]``), so that ``paintrnn.load`` gives a painter that proposes as it was measured."""
     if not 1 <= views <= len(SYMMETRIES) or not 0 <= min_radius <= 0.5:
         raise ValueError(f"views must be in 1..{len(SYMMETRIES)} and min_radius in [0, 0.5], got {views}, {min_radius}")
+    if samples < 0 or picks < 0 or not spread >= 0:
+        raise ValueError(f"samples and picks must be >= 0 and spread >= 0, got {samples}, {picks}, {spread}")
     ckpt = load_checkpoint(src)
     painter = load_model(src)
     extra = {k: v for k, v in ckpt.get("extra", {}).items() if not torch.is_tensor(v) and k != "rng"}
-    extra["propose"] = {"views": int(views), "min_radius": float(min_radius)}
+    extra["propose"] = {"views": int(views), "min_radius": float(min_radius), "samples": int(samples),
+                        "spread": float(spread), "picks": int(picks)}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         full = Path(tmp) / "checkpoint.pt"
         save_checkpoint(full, kind=ckpt["kind"], config=ckpt["config"], model=painter, step=ckpt.get("step", 0),

@@ -20,8 +20,8 @@ top of a painting (as it does patch by patch in ``paintrnn.paint``). The shipped
 then ``paintrnn.agents.painter.export_painter(CHECKPOINT, "paintrnn/assets/checkpoints/painter-colour.pt",
 views=8, min_radius=0.1)`` (the proposal settings, chosen on photos outside the benchmark).
 
-    python scripts/train_painter.py backprop --iters 4000 --run-dir runs/painter-backprop
-    torchrun --nproc-per-node 2 scripts/train_painter.py backprop --device cpu
+    paintrnn train painter backprop --iters 4000 --run-dir runs/painter-backprop
+    torchrun --nproc-per-node 2 -m paintrnn train painter backprop --device cpu
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from paintrnn.agents.painter import KINDS, Painter, PainterSpec
+from paintrnn.agents.painter import KINDS, Painter, PainterSpec, load_model
 from paintrnn.agents.painter_targets import EVAL_SEED, TargetSource, parse_targets, start_canvases, to_canvas
 from paintrnn.agents.painter_train import PainterRunConfig, due, eval_metrics, finish, mnist_digits, save_painter
 from torch import Tensor
@@ -66,8 +66,12 @@ class BackpropConfig(PainterRunConfig):
     blur_weight: float = 1.0
     """Weight of an L2 term on 4x average-pooled images (long-range gradient for far strokes)."""
     targets: str = "mnist"
-    """What to paint: mnist, synthetic (random-stroke pictures made on the fly) or folder:PATH (random crops of
-    the pictures in a folder)."""
+    """What to paint: mnist, synthetic (random-stroke pictures made on the fly), photos (photo-like procedural
+    pictures made on the fly), mixed (half synthetic, half photos) or folder:PATH (random crops of the pictures
+    in a folder)."""
+    init: str | None = None
+    """Start from the weights of this painter checkpoint (same architecture) instead of random ones: fine-tuning.
+    A run that resumes from its own checkpoint ignores it."""
     synthetic_strokes: tuple[int, int] = (4, 40)
     """Synthetic targets: the range of strokes per picture."""
     channels: int = 1
@@ -149,10 +153,21 @@ def learning_rate(cfg: BackpropConfig, it: int) -> float:
     return lr_schedule((it - warm) / max(1, cfg.iters - warm), cfg.lr, 0.05 * cfg.lr)
 
 
+def init_weights(painter: Painter, path: str) -> None:
+    """Load the weights of the painter checkpoint ``path`` into ``painter``; another architecture is a one-line
+    ``ValueError``."""
+    source = load_model(path)
+    if source.spec != painter.spec:
+        raise ValueError(f"--init {path}: its painter is {source.spec}, this run's is {painter.spec}")
+    painter.load_state_dict(source.state_dict())
+
+
 def train_backprop(cfg: BackpropConfig) -> Painter:
     """Train (or resume) a backprop painter and return it (rank 0 writes ``run_dir/checkpoint.pt``)."""
     with start_run(cfg, kind=KINDS["backprop"]) as run:
         painter = Painter(spec_of(cfg)).to(run.device)
+        if cfg.init:
+            init_weights(painter, cfg.init)
         opt = torch.optim.Adam(painter.parameters(), lr=cfg.lr)
         run.resume(painter, opt)
         model = DistributedDataParallel(painter, find_unused_parameters=True) if run.info.distributed else painter

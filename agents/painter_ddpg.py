@@ -23,7 +23,7 @@ The actor is the same :class:`~paintrnn.agents.painter.Painter` as every other m
 decay along a cosine to a twentieth; the replay buffer is saved beside every checkpoint (``replay-STEP.pt``,
 named by the checkpoint), so a resumed run continues exactly.
 
-    python scripts/train_painter.py ddpg --iters 5000 --run-dir runs/painter-ddpg
+    paintrnn train painter ddpg --iters 5000 --run-dir runs/painter-ddpg
 """
 
 from __future__ import annotations

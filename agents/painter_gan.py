@@ -14,7 +14,7 @@ comparing the same pixels.
 The PPO loop is :func:`paintrnn.agents.painter_ppo.train_ppo`'s; :class:`DiscriminatorReward` extends its
 :class:`~paintrnn.agents.painter_ppo.LearnedReward`, and the checkpoints are of kind ``painter-gan``.
 
-    python scripts/train_painter.py gan --iters 2000 --run-dir runs/painter-gan
+    paintrnn train painter gan --iters 2000 --run-dir runs/painter-gan
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ gets ``tanh(u)``. The ``tanh`` Jacobian is the same for old and new policies, so
 categoricals, teacher-forced on the stored choices in the update. The learning rate decays linearly to a
 tenth over ``iters`` (as CleanRL's PPO anneals it).
 
-    python scripts/train_painter.py ppo --iters 500 --num-envs 64 --run-dir runs/painter-ppo
+    paintrnn train painter ppo --iters 500 --num-envs 64 --run-dir runs/painter-ppo
 """
 
 from __future__ import annotations

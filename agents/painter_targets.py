@@ -5,11 +5,14 @@
 * ``mnist`` (default): MNIST digits (grey; repeated into three channels for a colour painter).
 * ``synthetic``: pictures of random strokes made on the fly by our own renderer
   (:func:`paintrnn.synthetic.synthetic_strokes`): no dataset needed.
+* ``photos``: photo-like procedural pictures (:func:`paintrnn.synthetic.synthetic_photos`: smooth shading,
+  regions with sharp or soft edges, texture, thin lines), made on the fly; ``mixed``: half of each
+  (:func:`paintrnn.synthetic.synthetic_mixed`).
 * ``folder:PATH``: random crops of the pictures in a folder (any file Pillow opens, searched recursively),
   crop side log-uniform between the training size and the picture's shorter side, resized.
 
 Every batch is drawn from a generator seeded by the iteration (and rank), so a resumed run sees the same
-targets. The held-out evaluation set of ``synthetic`` and ``folder:`` is drawn from a fixed generator that no
+targets. The held-out evaluation set of every kind but ``mnist`` is drawn from a fixed generator that no
 training batch uses.
 
 ``--start refine`` paints on top of partially painted canvases (:func:`start_canvases`), as the painter does
@@ -30,10 +33,10 @@ from paintrnn.agents.painter_train import mnist_digits
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from paintrnn.synthetic import random_strokes, synthetic_strokes
+from paintrnn.synthetic import random_strokes, synthetic_mixed, synthetic_photos, synthetic_strokes
 
 EVAL_SEED = 987_654_321
-"""Seed of the held-out evaluation set of synthetic and folder targets (training batches use other seeds)."""
+"""Seed of the held-out evaluation set of generated and folder targets (training batches use other seeds)."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_SIDE = 512
 """Folder pictures are downscaled to this longer side when loaded (crops come from the downscaled copy)."""
@@ -48,12 +51,13 @@ def to_canvas(images: Tensor, size: int) -> Tensor:
 
 
 def parse_targets(spec: str) -> tuple[str, Path | None]:
-    """``mnist`` | ``synthetic`` | ``folder:PATH`` -> (kind, folder); a bad spec is a one-line ``ValueError``."""
-    if spec in ("mnist", "synthetic"):
+    """``mnist`` | ``synthetic`` | ``photos`` | ``mixed`` | ``folder:PATH`` -> (kind, folder); a bad spec is a
+    one-line ``ValueError``."""
+    if spec in ("mnist", "synthetic", "photos", "mixed"):
         return spec, None
     if spec.startswith("folder:") and spec[len("folder:") :]:
         return "folder", Path(spec[len("folder:") :]).expanduser()
-    raise ValueError(f"--targets must be mnist, synthetic or folder:PATH, got {spec!r}")
+    raise ValueError(f"--targets must be mnist, synthetic, photos, mixed or folder:PATH, got {spec!r}")
 
 
 def folder_images(folder: Path, channels: int) -> list[Tensor]:
@@ -128,6 +132,10 @@ class TargetSource:
             return self._channels(to_canvas(self.train[idx].to(device), self.size))
         if self.kind == "synthetic":
             return synthetic_strokes(n, self.size, self.channels, generator, self.count, device)
+        if self.kind == "photos":
+            return synthetic_photos(n, self.size, self.channels, generator, device)
+        if self.kind == "mixed":
+            return synthetic_mixed(n, self.size, self.channels, generator, self.count, device)
         return random_crops(self.images, n, self.size, generator).to(device)
 
     def eval_set(self, n: int) -> Tensor:

@@ -1,11 +1,11 @@
-"""``train_painter``: one command line for the painter's four training modes, and the pieces they share.
+"""``paintrnn train painter``: one command line for the painter's four training modes, and the pieces they share.
 
-    python scripts/train_painter.py backprop [options]   # differentiate through the soft renderer
-    python scripts/train_painter.py ppo [options]        # PPO on the native vector env (l2_delta)
-    python scripts/train_painter.py ddpg [options]       # model-based DDPG, the renderer as the model (l2_delta)
-    python scripts/train_painter.py gan [options]        # unconditional doodling, discriminator reward
+    paintrnn train painter backprop [options]   # differentiate through the soft renderer
+    paintrnn train painter ppo [options]        # PPO on the native vector env (l2_delta)
+    paintrnn train painter ddpg [options]       # model-based DDPG, the renderer as the model (l2_delta)
+    paintrnn train painter gan [options]        # unconditional doodling, discriminator reward
 
-``python scripts/train_painter.py MODE --help`` lists each mode's options (its config dataclass). Every mode
+``paintrnn train painter MODE --help`` lists each mode's options (its config dataclass). Every mode
 trains inside :func:`paintrnn.run.start_run`: the run options come first, ``--iters`` is the training length
 (optimiser steps or PPO iterations), ``--steps`` the episode length, and a run folder resumes by ``--resume``
 (a mode never resumes another mode's checkpoint: each writes its own kind, see
@@ -27,7 +27,7 @@ from paintrnn.agents.painter import Painter, evaluate_mse, prepare_images
 from torch import nn
 
 from paintrnn.config import parse_config
-from paintrnn.data import load_mnist
+from paintrnn.data import load_mnist, mnist_description
 from paintrnn.run import Run, RunConfig, RunLockedError
 from paintrnn.training import CheckpointError, NonFiniteLossError, keep_freed_memory, plot_metrics
 
@@ -36,6 +36,7 @@ MODES = {
     "ppo": ("paintrnn.agents.painter_ppo", "PPOConfig", "train_ppo"),
     "ddpg": ("paintrnn.agents.painter_ddpg", "DDPGConfig", "train_ddpg"),
     "gan": ("paintrnn.agents.painter_gan", "GANConfig", "train_gan"),
+    "gan-backprop": ("paintrnn.agents.doodle_train", "DoodleConfig", "train_doodle"),
 }
 """Mode -> (module, config class, train function)."""
 
@@ -124,30 +125,39 @@ def save_painter(
             plot_metrics(run.dir / "metrics.jsonl", run.dir / "curves.png")
 
 
+def data_used(cfg: PainterRunConfig, mode: str) -> str | None:
+    """The MNIST a run reads (:func:`~paintrnn.data.mnist_description`), or None when it paints no digits."""
+    target = getattr(cfg, "targets", None) or getattr(cfg, "target", "")
+    if not (target.startswith("mnist") or mode == "gan"):
+        return None
+    return mnist_description(cfg.data_dir, getattr(cfg, "data_source", "auto"))
+
+
 def finish(run: Run, painter: Painter, mode: str, cfg: PainterRunConfig, **result: Any) -> Painter:
     """End a run: the painter learns where it came from (as :func:`load_model` would tell it), and rank 0
-    prints the run's summary line with ``result`` (the final metrics)."""
+    prints the run's summary line with ``result`` (the final metrics) and the MNIST it read (``data``)."""
     painter.mode, painter.train_config = mode, dataclasses.asdict(cfg)
     painter.trained_iters = max(run.start, cfg.iters)
+    data = data_used(cfg, mode)
     if run.is_main:
-        print(run.summary(iters=painter.trained_iters, **result))
+        print(run.summary(iters=painter.trained_iters, **result, **({"data": data} if data else {})))
     return painter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``train_painter MODE [options]``: 0 when training ends; 1, with a one-line message, when the loss turned
+    """``paintrnn train painter MODE [options]``: 0 when training ends; 1, with a one-line message, when the loss turned
     NaN or inf, or the run folder cannot be resumed (other settings, another mode) or is in use."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in MODES:
         print(__doc__)
         if argv and argv[0] not in ("-h", "--help"):
-            print(f"train_painter: choose a mode: {', '.join(MODES)}", file=sys.stderr)
+            print(f"paintrnn train painter: choose a mode: {', '.join(MODES)}", file=sys.stderr)
             return 2
         return 0
     mode, rest = argv[0], argv[1:]
     module_name, config_name, train_name = MODES[mode]
     module = importlib.import_module(module_name)
-    cfg = parse_config(getattr(module, config_name), rest, prog=f"train_painter.py {mode}")
+    cfg = parse_config(getattr(module, config_name), rest, prog=f"paintrnn train painter {mode}")
     keep_freed_memory()  # the renderer's large per-step tensors would be re-faulted page by page otherwise
     try:
         getattr(module, train_name)(cfg)

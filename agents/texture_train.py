@@ -1,7 +1,7 @@
 """Train the spatial LSTM texture model on random crops of a texture.
 
-    python scripts/train_texture.py --texture grass --flips hv --run-dir runs/grass
-    torchrun --nproc-per-node 2 scripts/train_texture.py --texture brick   # data-parallel (DDP)
+    paintrnn train texture --texture grass --flips hv --run-dir runs/grass
+    torchrun --nproc-per-node 2 -m paintrnn train texture --texture brick   # data-parallel (DDP)
 
 The run folder (:mod:`paintrnn.run`) gets `config.json`, `metrics.jsonl`, `curves.png`, `checkpoint.pt`
 (atomic; a rerun continues from it exactly, see `--resume`), `samples.png` (source crops beside synthesised
@@ -31,7 +31,6 @@ from paintrnn.agents.texture import (
     sampling_frames,
 )
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from paintrnn.config import parse_config
 from paintrnn.data import IMAGE_SUFFIXES, DataError, load_image, texture_path
@@ -61,7 +60,7 @@ class TrainConfig(TextureModelConfig, RunConfig):
     lr: float = 1e-2
     """Peak Adam learning rate (cosine decay to 5% of it)."""
     warmup: int = 0
-    """Steps of linear learning-rate warm-up before the cosine decay."""
+    """Steps of linear learning-rate warm-up before the cosine decay (0: none)."""
     grad_clip: float = 100.0
     """Gradient norm clipping (only against rare spikes: the mixture's sharp scales give norms of 10-500)."""
     flips: Literal["none", "h", "v", "hv"] = "h"
@@ -193,8 +192,7 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
             crops.manual_seed(cfg.seed + 1_000_003 * info.rank + run.start)
         net = DistributedDataParallel(model) if info.distributed else model
 
-        bar = tqdm(range(run.start, cfg.iters), initial=run.start, total=cfg.iters, desc=KIND, dynamic_ncols=True,
-                   disable=not (cfg.progress and run.is_main))  # fmt: skip
+        bar = run.progress(range(run.start, cfg.iters), total=cfg.iters, desc=KIND, show=("bits_per_pixel",))
         for step in bar:
             lr = lr_at(step, cfg.iters, cfg.lr, cfg.warmup)
             for group in opt.param_groups:
@@ -214,13 +212,14 @@ def train(cfg: TrainConfig) -> tuple[TextureModel, dict]:
                 if held_out is not None and (done % cfg.eval_every == 0 or done == cfg.iters):
                     with run.paused():
                         metrics["test_bits_per_pixel"] = evaluate_bits(model, held_out)
-                run.log(done, **metrics)
-                bar.set_postfix(bits=f"{metrics['train_bits_per_pixel']:.3f}")
+                run.log(done, **metrics)  # the bar shows the bits per pixel
             if done % cfg.checkpoint_every == 0 or done == cfg.iters:
                 run.save(done, model, opt)
         bar.close()
 
         summary: dict = {"iters": cfg.iters, "resumed_from": run.start}
+        if "train_bits_per_pixel" in run.last_metrics:
+            summary["train_bits_per_pixel"] = float(run.last_metrics["train_bits_per_pixel"])
         with run.paused():
             if held_out is not None:
                 summary["test_bits_per_pixel"] = evaluate_bits(model, held_out)
@@ -258,8 +257,8 @@ def inpainting_example(image: np.ndarray, size: int) -> tuple[torch.Tensor, torc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: `python scripts/train_texture.py --help`. Prints the run's summary line; returns 0."""
-    cfg = parse_config(TrainConfig, argv, prog="train_texture")
+    """Command line: `paintrnn train texture --help`. Prints the run's summary line; returns 0."""
+    cfg = parse_config(TrainConfig, argv, prog="paintrnn train texture")
     _, summary = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(summary["summary_line"])

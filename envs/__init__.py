@@ -13,6 +13,7 @@ _ENVS = (  # (id, module, class prefix): entry points are <prefix>Env and <prefi
     ("paintrnn/PaintGrid-v0", "paintrnn.envs.paint_grid", "PaintGrid"),
     ("paintrnn/Draw-v0", "paintrnn.envs.draw_env", "Draw"),
     ("paintrnn/Glimpse-v0", "paintrnn.envs.glimpse", "Glimpse"),
+    ("paintrnn/Read-v0", "paintrnn.envs.read", "Read"),
 )
 ENV_IDS = tuple(env_id for env_id, _, _ in _ENVS)
 """Every environment id registered by ``import paintrnn.envs``."""

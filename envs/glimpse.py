@@ -2,9 +2,12 @@
 
 Each episode holds one MNIST digit: as it is (28 x 28), or placed at a random position on a larger black
 canvas (``canvas=60``: translated MNIST), optionally among ``clutter`` random 8 x 8 fragments of other
-digits (cluttered MNIST). The agent never sees the whole image, only glimpses from the retina of
-:mod:`paintrnn.retina`: ``scales`` square patches centred on the current location, each twice as wide as the
-previous, all resized to ``glimpse_size`` x ``glimpse_size``.
+digits (cluttered MNIST). ``task="cluttered60"`` / ``"cluttered100"`` are the papers' cluttered tasks (60 x 60
+with 4 distractors, 100 x 100 with 8, cut from other digits and never covering the digit's centre; see
+:mod:`paintrnn.scenes`), the scenes the glimpse trainer's tasks of the same names train on. The agent never
+sees the whole image, only glimpses from the retina of :mod:`paintrnn.retina`: ``scales`` square patches
+centred on the current location, each twice as wide as the previous, all resized to ``glimpse_size`` x
+``glimpse_size``.
 
 ## Spaces
 
@@ -40,6 +43,7 @@ from torch import Tensor
 from paintrnn.data import load_mnist
 from paintrnn.media import draw_boxes, upscale
 from paintrnn.retina import glimpse, glimpse_boxes
+from paintrnn.scenes import CLUTTERED, cluttered
 
 from .batched import BatchedEnv, Info, NativeVectorEnv, SingleEnv, StepResult, check_keywords
 
@@ -61,6 +65,9 @@ class GlimpseConfig:
     """None: the 28 x 28 digit itself; else a canvas this wide with the digit at a random place."""
     clutter: int = 0
     """Random 8 x 8 fragments of other digits scattered on the canvas (needs canvas)."""
+    task: Literal["cluttered60", "cluttered100"] | None = None
+    """One of the papers' cluttered tasks (paintrnn.scenes.CLUTTERED), which sets canvas and clutter (leave them
+    at their defaults or give the same values)."""
     start: Literal["centre", "random"] = "centre"
     """Where the first glimpse is taken."""
     split: Literal["train", "test"] = "train"
@@ -81,6 +88,13 @@ class GlimpseConfig:
             raise ValueError(f"canvas must be None or an int >= 28, got {self.canvas!r}")
         if not isinstance(self.clutter, int) or self.clutter < 0 or (self.clutter and self.canvas is None):
             raise ValueError(f"clutter must be an int >= 0 and needs a canvas, got clutter={self.clutter!r}")
+        if self.task is not None:
+            if self.task not in CLUTTERED:
+                raise ValueError(f"task must be None or one of {sorted(CLUTTERED)}, got {self.task!r}")
+            spec = CLUTTERED[self.task]
+            if self.canvas not in (None, spec.canvas) or self.clutter not in (0, spec.clutter):
+                raise ValueError(f"task={self.task!r} sets canvas={spec.canvas} and clutter={spec.clutter}, got "
+                                 f"canvas={self.canvas!r} and clutter={self.clutter!r}")  # fmt: skip
         if self.start not in ("centre", "random"):
             raise ValueError(f"start must be 'centre' or 'random', got {self.start!r}")
         if self.split not in ("train", "test"):
@@ -92,6 +106,12 @@ def _digits(split: str, root: str | None, source: str) -> tuple[np.ndarray, np.n
     images, labels = load_mnist(split, root, source=source)  # type: ignore[arg-type]
     images.setflags(write=False)
     return images, labels
+
+
+@functools.lru_cache(maxsize=4)
+def _digit_tensor(split: str, root: str | None, source: str) -> Tensor:
+    """The split's digits as one uint8 tensor ``(N, 1, 28, 28)`` (a copy, made once): the pieces of clutter."""
+    return torch.from_numpy(_digits(split, root, source)[0].copy())[:, None]
 
 
 def make_scene(digit: np.ndarray, others: Sequence[np.ndarray], canvas: int, rng: np.random.Generator) -> np.ndarray:
@@ -122,7 +142,8 @@ class GlimpseSim(BatchedEnv):
         super().__init__(num_envs, device, render_mode)
         self.cfg = cfg = GlimpseConfig(**options)
         self.digits, self.labels_all = _digits(cfg.split, cfg.data_dir, cfg.data_source)
-        self.side = cfg.canvas or self.digits.shape[1]
+        self.spec = CLUTTERED[cfg.task] if cfg.task is not None else None
+        self.side = self.spec.canvas if self.spec is not None else cfg.canvas or self.digits.shape[1]
         self.n_classes = 10
         self.single_observation_space = spaces.Dict({
             "glimpse": spaces.Box(0.0, 1.0, (cfg.scales * cfg.glimpse_size**2,), np.float32),
@@ -142,7 +163,13 @@ class GlimpseSim(BatchedEnv):
             rng = rngs[i]
             k = int(rng.integers(len(self.digits)))
             image = self.digits[k]
-            if cfg.canvas is not None:
+            if self.spec is not None:  # the papers' recipe, seeded from this sub-env's generator
+                pool = _digit_tensor(cfg.split, cfg.data_dir, cfg.data_source)
+                gen = torch.Generator().manual_seed(int(rng.integers(2**63)))
+                scene, _ = cluttered(pool[k : k + 1], self.spec.canvas, self.spec.clutter, gen, pool,
+                                     torch.tensor([k]), self.spec.fragment)  # fmt: skip
+                image = scene[0, 0].numpy()
+            elif cfg.canvas is not None:
                 others = [self.digits[j] for j in rng.integers(len(self.digits), size=cfg.clutter)]
                 image = make_scene(image, others, cfg.canvas, rng)
             self.images[i, 0] = torch.from_numpy(image.astype(np.float32) / 255.0)

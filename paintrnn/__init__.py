@@ -7,7 +7,7 @@ through the ``paintrnn.models`` entry points (see :mod:`paintrnn.hub`).
 
     >>> import paintrnn
     >>> paintrnn.available_models()
-    ['draw', 'painter', 'painter-colour', 'texture', 'glimpse']
+    ['draw', 'painter', 'painter-colour', 'texture', 'glimpse', 'doodler', 'digit-classifier']
     >>> model = paintrnn.load("draw")  # or a run folder, or a checkpoint.pt  # doctest: +SKIP
     >>> paintrnn.paint("photo.jpg", strokes=1000).save("painting/")  # doctest: +SKIP
 """

@@ -10,6 +10,12 @@ command line whose ``--help`` lists every option with its type, default and docs
         \"\"\"Adam learning rate.\"\"\"
 
     cfg = parse_config(Config, ["--lr", "1e-3"])
+
+Numbers are checked at parse time by one convention (:func:`lower_bound`): every integer field is a count
+that must be >= 1 (``--iters``, ``--batch-size``, ``--steps`` ...), or >= 0 when its docstring says what 0
+means (``(0: off)``, ``(0 = torch's default)``: the ``--help`` text then tells it too) or its default is 0;
+seeds are any integer; the float fields of :data:`POSITIVE_FLOATS` (and every ``*_lr``) must be > 0. A value
+out of bounds is a usage error (exit 2).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
+import re
 import sys
 import textwrap
 import types
@@ -27,9 +35,64 @@ from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
 
+ZERO_MEANING = re.compile(r"(?<![\w.])(?<!> )(?<!>= )0(?: ?[=:]| (?:keeps|means|is|to|turns|disables)\b)")
+"""What a docstring says to let an integer field be 0: ``0: skip``, ``0 = torch's default``, ``0 keeps ...``."""
+POSITIVE_FLOATS = frozenset(
+    {"lr", "grad_clip", "max_grad_norm", "sharpness", "std", "seconds", "compile_timeout_s", "hill_factor",
+     "time_limit_min"}
+)  # fmt: skip
+"""Float config fields that must be > 0 (rates, clips, scales, time budgets), besides every ``*_lr``."""
+
+
+def lower_bound(name: str, tp: Any, doc: str = "", default: Any = None) -> tuple[float, bool] | None:
+    """The lower bound of a config field named ``name`` of type ``tp`` (``int | None`` counts as ``int``) with the
+    docstring ``doc`` and the ``default``: ``(bound, strict)``, or None when unbounded. The one rule for every
+    config: an ``int`` is a count, >= 1, or >= 0 when ``doc`` says what 0 means (:data:`ZERO_MEANING`) or the
+    default is 0; a seed (``seed``, ``*_seed``) is any integer; a ``float`` in :data:`POSITIVE_FLOATS` or named
+    ``*_lr`` is > 0; anything else is unbounded."""
+    tp, _ = _unwrap_optional(tp)
+    if tp is int and not (name == "seed" or name.endswith("_seed")):
+        return (0, False) if ZERO_MEANING.search(doc) or (default == 0 and default is not False) else (1, False)
+    if tp is float and (name in POSITIVE_FLOATS or name.endswith("_lr")):
+        return (0.0, True)
+    return None
+
+
+def bound_error(name: str, tp: Any, value: Any, doc: str = "", default: Any = None) -> str | None:
+    """The message for ``value`` of the field ``name`` breaking :func:`lower_bound`, or None when it keeps it."""
+    bound = lower_bound(name, tp, doc, default)
+    if bound is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, strict = bound
+    if value > low if strict else value >= low:
+        return None
+    flag = "--" + name.replace("_", "-")
+    return f"{flag} must be {'>' if strict else '>='} {low:g}, got {value}"
+
+
+def bounded(tp: type, name: str, doc: str = "", default: Any = None):
+    """An argparse ``type`` that parses ``tp`` and enforces :func:`lower_bound` of the option ``name`` with the
+    help text ``doc`` and ``default`` (a usage error, exit 2, when broken):
+    ``add_argument("--n", type=bounded(int, "n"))``."""
+
+    def parse(text: str):
+        value = tp(text)
+        message = bound_error(name, tp, value, doc, default)
+        if message is not None:
+            raise argparse.ArgumentTypeError(message)
+        return value
+
+    parse.__name__ = tp.__name__  # argparse names the type in "invalid int value" messages
+    return parse
+
 
 def field_docs(cls: type) -> dict[str, str]:
     """Docstrings written under each field of a dataclass (and its dataclass bases)."""
+    return dict(_field_docs(cls))
+
+
+@functools.cache
+def _field_docs(cls: type) -> dict[str, str]:  # reading and parsing the source once per class
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
@@ -128,12 +191,19 @@ def parse_config(
     cls: type[T], argv: Sequence[str] | None = None, description: str | None = None, prog: str | None = None
 ) -> T:
     """Parse ``argv`` (default: ``sys.argv[1:]``) into an instance of the dataclass ``cls``; old flags listed
-    in ``cls.DEPRECATED_FLAGS`` are accepted with a deprecation message. An invalid value (the config's
-    ``__post_init__`` raising ``ValueError``) is reported as a usage error, not a traceback."""
+    in ``cls.DEPRECATED_FLAGS`` are accepted with a deprecation message. An invalid value (a number out of the
+    bounds of :func:`lower_bound`, or the config's ``__post_init__`` raising ``ValueError``) is reported as a
+    usage error (exit 2), not a traceback."""
     argv = renamed_flags(cls, sys.argv[1:] if argv is None else argv)
     parser = build_parser(cls, description, prog)
     ns = parser.parse_args(argv)
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(ns).items()}
+    hints, docs = typing.get_type_hints(cls), field_docs(cls)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.init and values.get(f.name) != f.default:  # a default is valid by definition
+            message = bound_error(f.name, hints[f.name], values.get(f.name), docs.get(f.name, ""), f.default)
+            if message is not None:
+                parser.error(message)
     try:
         return cls(**values)
     except ValueError as exc:

@@ -3,9 +3,11 @@
 Where data lives: :func:`data_dir` is the ``root`` argument, else ``$PAINTRNN_DATA``, else a per-user
 cache (``$XDG_CACHE_HOME/paintrnn`` or ``~/.cache/paintrnn``). MNIST files are looked for in
 ``<data_dir>/mnist`` and ``<data_dir>`` itself, raw or gzipped. :func:`download_mnist` fetches the standard
-files and checks their MD5 sums. With no files and no network, ``load_mnist(source="auto")`` falls back to
-the small sample bundled in the package (MNIST by Y. LeCun and C. Cortes, CC BY-SA 3.0), so defaults
-work offline; ``source="full"`` gives a clear error saying what to do instead.
+files and checks their MD5 sums. An explicit ``root`` (``--data-dir``) that lacks the files is an error. With
+no ``root`` and no files under ``$PAINTRNN_DATA`` or the cache, ``load_mnist(source="auto")`` falls back to
+the small sample bundled in the package (MNIST by Y. LeCun and C. Cortes, CC BY-SA 3.0), announced by one
+line on stderr, so defaults work offline; :func:`mnist_description` names what was read (for a run's
+results); ``source="full"`` gives a clear error saying what to do instead.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import sys
 import urllib.request
-import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -35,6 +37,11 @@ MNIST_MIRRORS = (
 )
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MNIST_FOLDERS = ("mnist", ".", "MNIST/raw")
+"""Where under a data directory the MNIST files are looked for, in this order."""
+SAMPLE_TRAIN_DIGITS = 2000
+"""Training digits in the bundled sample (its test split holds 500)."""
+_announced: set[str] = set()  # fallback messages this process has printed
 
 
 class DataError(RuntimeError):
@@ -77,18 +84,39 @@ def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
 
 
 def _find_mnist_file(name: str, root: Path) -> Path | None:
-    for folder in (root / "mnist", root, root / "MNIST" / "raw"):
-        for candidate in (folder / name, folder / f"{name}.gz"):
+    for folder in MNIST_FOLDERS:
+        for candidate in (root / folder / name, root / folder / f"{name}.gz"):
             if candidate.is_file():
                 return candidate
     return None
 
 
+def _download_call(root: str | os.PathLike | None = None) -> str:
+    return "paintrnn.data.download_mnist(" + ("" if root is None else repr(os.fspath(root))) + ")"
+
+
+def _missing(base: Path, names: list[str], root: str | os.PathLike | None) -> str:
+    """The one-line message for MNIST files missing under ``base``: what, where, how to get them."""
+    folders = ", ".join(str(base) if f == "." else str(base / f) for f in MNIST_FOLDERS)
+    what = "the MNIST files" if len(names) == len(MNIST_FILES) else "MNIST file(s)"
+    return (
+        f"{what} {', '.join(names)} (raw or .gz) not found in {folders}: {_download_call(root)} fetches them "
+        "(needs the internet; see the data page of the docs, docs/data.md)"
+    )
+
+
 def find_mnist(root: str | os.PathLike | None = None) -> dict[str, Path] | None:
-    """Paths of the four MNIST files under the data directory, or None if any is missing."""
+    """Paths of the four MNIST files (raw or ``.gz``) under the data directory (:func:`data_dir`). An explicit
+    ``root`` that lacks any of them is a :class:`DataError` naming the missing files and where they were looked
+    for; without ``root``, None when ``$PAINTRNN_DATA`` or the per-user cache does not hold them all."""
     base = data_dir(root)
     found = {name: _find_mnist_file(name, base) for name in MNIST_FILES}
-    return None if any(p is None for p in found.values()) else found  # type: ignore[return-value]
+    missing = [name for name, path in found.items() if path is None]
+    if not missing:
+        return found  # type: ignore[return-value]
+    if root is not None:
+        raise DataError(f"data dir {base}: {_missing(base, missing, root)}")
+    return None
 
 
 def download_mnist(root: str | os.PathLike | None = None, progress: bool = True) -> Path:
@@ -115,17 +143,8 @@ def download_mnist(root: str | os.PathLike | None = None, progress: bool = True)
             except Exception as exc:  # network errors, bad gzip, checksum mismatch
                 errors.append(f"{mirror}: {exc}")
         else:
-            raise DataError(f"could not download {name}:\n  " + "\n  ".join(errors) + "\n" + _missing_help(target))
+            raise DataError(f"could not download {name} into {target}: " + "; ".join(errors))
     return target
-
-
-def _missing_help(where: Path) -> str:
-    return (
-        f'MNIST files not found under {where}. Either run `python -c "import paintrnn.data as d; '
-        f'd.download_mnist()"` (needs the internet), or copy the four standard files '
-        f"({', '.join(MNIST_FILES)}, raw or .gz) into {where}, or point $PAINTRNN_DATA / --data-dir at a "
-        "folder that holds them."
-    )
 
 
 def mnist_sample() -> dict[str, np.ndarray]:
@@ -133,6 +152,68 @@ def mnist_sample() -> dict[str, np.ndarray]:
     with resources.files("paintrnn").joinpath("assets/mnist_sample.npz").open("rb") as fh:
         with np.load(fh) as npz:
             return {k: npz[k] for k in npz.files}
+
+
+def _resolve_mnist(
+    root: str | os.PathLike | None, source: Literal["auto", "full", "sample"], download: bool = False
+) -> dict[str, Path] | None:
+    """The four MNIST files :func:`load_mnist` reads with these arguments, or None for the bundled sample."""
+    if source not in ("auto", "full", "sample"):
+        raise ValueError(f"source must be 'auto', 'full' or 'sample', got {source!r}")
+    if source == "sample":
+        return None
+    base = data_dir(root)
+    if download and any(_find_mnist_file(name, base) is None for name in MNIST_FILES):
+        download_mnist(root)
+    files = find_mnist(root)  # an explicit root without the files raises here
+    if files is None and source == "full":
+        raise DataError(f"source 'full': {_missing(base, list(MNIST_FILES), None)}")
+    return files
+
+
+def _announce_sample() -> None:
+    """One line on stderr, once per process: the run reads the bundled sample, not the full MNIST."""
+    env = os.environ.get("PAINTRNN_DATA")
+    where = f"$PAINTRNN_DATA={env}" if env else str(data_dir())
+    message = (
+        f"paintrnn: no --data-dir given and no MNIST files in {where}: using the {SAMPLE_TRAIN_DIGITS:,}-digit "
+        f"sample bundled with paintrnn ({_download_call()} fetches the full 60,000; see docs/data.md)"
+    )
+    if message not in _announced:
+        _announced.add(message)
+        print(message, file=sys.stderr, flush=True)
+
+
+def mnist_description(root: str | os.PathLike | None = None, source: Literal["auto", "full", "sample"] = "auto") -> str:
+    """What :func:`load_mnist` reads with these arguments, for a run's config and results: ``"mnist (60000 digits)"``
+    (the standard files; the count of their training split) or ``"mnist-sample (2000 digits)"`` (the bundled sample).
+    Raises as :func:`load_mnist` does; announces nothing."""
+    files = _resolve_mnist(root, source)
+    if files is None:
+        return f"mnist-sample ({SAMPLE_TRAIN_DIGITS} digits)"
+    path = files["train-images-idx3-ubyte"]
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            header = fh.read(8)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc} (delete it and download again)") from exc
+    return f"mnist ({int.from_bytes(header[4:8], 'big')} digits)"
+
+
+def check_mnist(images: np.ndarray, labels: np.ndarray, images_file: Path, labels_file: Path) -> None:
+    """MNIST images must be ``(N, 28, 28)`` uint8 and labels ``(N,)`` uint8 digits 0-9; anything else is a
+    one-line :class:`DataError` naming the file."""
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(
+            f"{images_file} holds {images.dtype} images of shape {images.shape}, but MNIST images are (N, 28, 28) "
+            "uint8 (a wrong or damaged file: delete it and download again)"
+        )
+    if labels.dtype != np.uint8 or labels.shape != (images.shape[0],) or (labels.size and labels.max() > 9):
+        raise DataError(
+            f"{labels_file} holds {labels.dtype} labels of shape {labels.shape}, but the {images.shape[0]} images of "
+            f"{images_file.name} need ({images.shape[0]},) uint8 digits 0-9 (a mismatched or damaged file)"
+        )
 
 
 def load_mnist(
@@ -144,29 +225,24 @@ def load_mnist(
     """MNIST images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64.
 
     ``source="full"`` needs the standard files (``download=True`` fetches them); ``"sample"`` is the bundled
-    subset; ``"auto"`` uses the full files when present, else the sample (with a warning).
+    subset; ``"auto"`` uses the full files when present. An explicit ``root`` that lacks them is an error (it
+    is never replaced by the sample); without ``root``, ``"auto"`` falls back to the sample when neither
+    ``$PAINTRNN_DATA`` nor the cache holds the files, announced by one line on stderr. The files' shapes are
+    checked (:func:`check_mnist`).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if source not in ("auto", "full", "sample"):
-        raise ValueError(f"source must be 'auto', 'full' or 'sample', got {source!r}")
-    files = None if source == "sample" else find_mnist(root)
-    if files is None and download and source != "sample":
-        download_mnist(root)
-        files = find_mnist(root)
+    files = _resolve_mnist(root, source, download)
     if files is None:
-        if source == "full":
-            raise DataError(_missing_help(data_dir(root) / "mnist"))
         if source == "auto":
-            warnings.warn("full MNIST not found; using the small sample bundled with paintrnn", stacklevel=2)
+            _announce_sample()
         sample = mnist_sample()
         return sample[f"{split}_images"], sample[f"{split}_labels"].astype(np.int64)
     prefix = "train" if split == "train" else "t10k"
-    images = read_idx(files[f"{prefix}-images-idx3-ubyte"])
-    labels = read_idx(files[f"{prefix}-labels-idx1-ubyte"]).astype(np.int64)
-    if images.ndim != 3 or labels.shape != (images.shape[0],):
-        raise DataError(f"MNIST {split} files have shapes {images.shape} and {labels.shape}")
-    return images, labels
+    images_file, labels_file = files[f"{prefix}-images-idx3-ubyte"], files[f"{prefix}-labels-idx1-ubyte"]
+    images, labels = read_idx(images_file), read_idx(labels_file)
+    check_mnist(images, labels, images_file, labels_file)
+    return images, labels.astype(np.int64)
 
 
 def binarize_dynamic(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

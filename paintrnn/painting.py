@@ -11,7 +11,9 @@ The pipeline, coarse to fine:
    patches. Levels are added while every patch of every level still gets ``patch_strokes`` strokes and the
    patches stay ``min_patch`` px or larger. The stroke budget is split across levels in proportion to their
    patch counts and within a level evenly over its patches (the remainder to the patches with the largest
-   error), so the total is exactly ``strokes``.
+   error), so the total is exactly ``strokes``. The method ``agent`` (the learned proposer alone) uses a finer
+   pyramid (:data:`AGENT_PATCH_STROKES`) and splits a level's strokes by the patches' errors
+   (:data:`AGENT_ERROR_POWER`, :data:`AGENT_MOST`).
 3. **One level** is painted as a few *batches of patches*. A patch's strokes may reach past its border by
    ``overlap`` of the patch side (points) plus their radius, so strokes cross patch borders and no grid
    shows. Patches of one parity class ``(row % 2, column % 2)`` are far enough apart that their reach never
@@ -59,9 +61,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from paintrnn import brushes
+from paintrnn.brushes import BRUSHES, Brush
 from paintrnn.image_metrics import psnr, ssim
 from paintrnn.render import STROKE_FIELDS, render_strokes, stroke_coverage
 from paintrnn.run import lr_schedule
+from paintrnn.stroke_kernels import Bristles
 from paintrnn.svg import strokes_to_svg
 from paintrnn.tiles import TILE, clamp_strokes, composite_region, render_frames, render_tiled, to_pixels
 from paintrnn.training import resolve_device
@@ -216,36 +221,12 @@ def load_target(image: ImageLike, size: int, max_side: int = 4096) -> Tensor:
 # ----------------------------------------------------------------------------------------------- brushes
 
 
-@dataclass(frozen=True)
-class Brush:
-    """What strokes a painting may use (the renderer's stroke is always a quadratic Bézier)."""
-
-    name: str
-    opacity: tuple[float, float]
-    """Range of a stroke's opacity (equal ends: a fixed opacity)."""
-    taper: bool
-    """False: one radius and one opacity per stroke (the SVG export is then exact up to anti-aliasing);
-    True: start and end differ (the SVG shows their means)."""
-    max_radius: float = 0.25
-    """Largest radius, a fraction of the patch's shorter side (at most 0.25: patches of a class never touch)."""
-    min_radius: float = 0.5
-    """Smallest radius in pixels of the painting."""
-
-
-BRUSHES: dict[str, Brush] = {
-    "round": Brush("round", (0.3, 1.0), taper=False),
-    "marker": Brush("marker", (1.0, 1.0), taper=False),
-    "tapered": Brush("tapered", (0.3, 1.0), taper=True),
-    "watercolor": Brush("watercolor", (0.05, 0.5), taper=False),
-}
-"""The brushes by name: ``round`` (default; constant width, opacity 0.3-1), ``marker`` (opaque), ``tapered``
-(width and opacity vary along the stroke), ``watercolor`` (translucent glazes, opacity 0.05-0.5)."""
-
-
 def get_brush(name: str) -> Brush:
-    if name not in BRUSHES:
-        raise PaintError(f"unknown brush {name!r}; choose one of {', '.join(BRUSHES)}")
-    return BRUSHES[name]
+    """The brush called ``name`` (:func:`paintrnn.brushes.get_brush`); an unknown name is a :class:`PaintError`."""
+    try:
+        return brushes.get_brush(name)
+    except brushes.UnknownBrushError as err:
+        raise PaintError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -263,7 +244,8 @@ class PaintConfig:
     """optimize (strokes placed where the error is largest, refined by Adam through the soft renderer),
     agent (a learned stroke proposer alone) or agent+optimize (its strokes refined by Adam)."""
     brush: str = "round"
-    """round, marker, tapered or watercolor (see paintrnn.painting.BRUSHES)."""
+    """round, marker, tapered, watercolor or bristle (an oil brush: streaks along the stroke; see
+    paintrnn.brushes)."""
     device: str = "auto"
     """cpu, cuda or auto (CUDA when available)."""
     seed: int = 0
@@ -274,8 +256,9 @@ class PaintConfig:
     """Adam learning rate on the strokes' unconstrained (logit) parameters; cosine decay to 10%."""
     sharpness: float = 4.0
     """Edge sharpness of the soft renderer during optimisation (per pixel; the result is rendered hard)."""
-    patch_strokes: int = 8
-    """A finer level of patches is added while every patch still gets at least this many strokes."""
+    patch_strokes: int | None = None
+    """A finer level of patches is added while every patch still gets at least this many strokes (default: 8, and
+    2 for the method agent, whose strokes are chosen best in small patches)."""
     min_patch: int = 16
     """Smallest patch side in pixels."""
     overlap: float = 0.125
@@ -290,6 +273,8 @@ class PaintConfig:
         ints |= {"min_patch": (8, 10**6), "max_side": (1, 10**6)}
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
+            if name == "patch_strokes" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise PaintError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
         if self.method not in METHODS:
@@ -556,6 +541,14 @@ _PROPOSERS: dict[str, Callable[[torch.device], StrokeProposer]] = {}
 AGENT_MODEL = "painter-colour"
 """The shipped model (``paintrnn.load`` name) behind the methods ``agent`` and ``agent+optimize``: any model
 with a ``propose(patches, n)`` method (a :class:`StrokeProposer`)."""
+AGENT_PATCH_STROKES = 2
+"""``patch_strokes`` of the method ``agent`` (when not given): a finer pyramid, whose small patches each get a few
+strokes that the proposer chooses among many of its own (measured on photos outside the benchmark)."""
+AGENT_ERROR_POWER = 0.5
+"""The method ``agent`` splits a level's strokes over its patches in proportion to their summed squared error to
+this power (0 would split them evenly, as the other methods do)."""
+AGENT_MOST = 2.0
+"""The method ``agent`` gives no patch more than about this many times the even share of its level's strokes."""
 
 
 def register_proposer(name: str, factory: Callable[[torch.device], StrokeProposer]) -> None:
@@ -659,7 +652,10 @@ def optimise_strokes(
                 break
             frac = max(frac, (now - start) / max(deadline - start, 1e-9))
         opt.param_groups[0]["lr"] = lr_schedule(frac, lr, lr / 10)
-        out = render_strokes(params.strokes(theta), canvas, mode="soft", sharpness=sharpness, backend=backend)
+        out = render_strokes(
+            params.strokes(theta), canvas, mode="soft", sharpness=sharpness, backend=backend,
+            texture=params.brush.texture,
+        )  # fmt: skip
         loss = (((out - target) ** 2) * valid).sum() / norm
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -678,11 +674,12 @@ def _canvas_blocks(height: int, width: int, background: Tensor) -> Tensor:
     return background[:, None, None].expand(len(background), hp, wp).contiguous()
 
 
-def composite(canvas: Tensor, strokes: Tensor, height: int, width: int) -> None:
+def composite(canvas: Tensor, strokes: Tensor, height: int, width: int, texture: Bristles | None = None) -> None:
     """Composite ``(K, 13)`` normalised strokes in place onto a block-padded canvas of a ``height x width``
-    picture (hard mode, exactly as ``render_strokes``)."""
+    picture (hard mode, exactly as ``render_strokes``, with the brush ``texture``)."""
     s = clamp_strokes(strokes)
-    composite_region(canvas, to_pixels(s, height, width), s[:, len(STROKE_FIELDS) :], (0, 0), -(-width // _BLOCK))
+    prm, colour = to_pixels(s, height, width), s[:, len(STROKE_FIELDS) :]
+    composite_region(canvas, prm, colour, (0, 0), -(-width // _BLOCK), texture=texture)
 
 
 def _paint_batch(
@@ -722,12 +719,16 @@ def _paint_batch(
     with torch.no_grad():
         local = params.strokes(theta)  # (B, K, 13)
         strokes = crop_to_global(local, batch.origin, (ch, cw), H, W)[active]  # (sum(counts), 13), patch-major
-        composite(canvas, strokes, H, W)
+        composite(canvas, strokes, H, W, brush.texture)
     return strokes
 
 
-def _allocate(level: Level, batches: list[Batch], canvas: Tensor, target: Tensor) -> list[list[int]]:
-    """Strokes per patch of each batch: the level's budget evenly, the remainder to the largest errors."""
+def _allocate(
+    level: Level, batches: list[Batch], canvas: Tensor, target: Tensor, power: float = 0.0, most: float = 1.0
+) -> list[list[int]]:
+    """Strokes per patch of each batch: the level's budget evenly, the remainder to the largest errors; or, with
+    ``power > 0``, in proportion to each patch's summed squared error to that power, no patch more than about
+    ``most`` times the even share (:func:`split_evenly`)."""
     H, W = target.shape[1:]
     err2 = ((canvas[:, :H, :W] - target) ** 2).sum(0)  # (H, W)
     errors, where = [], []
@@ -735,6 +736,15 @@ def _allocate(level: Level, batches: list[Batch], canvas: Tensor, target: Tensor
         for pi, (x0, y0, x1, y1) in enumerate(batch.owned.tolist()):
             errors.append(float(err2[y0:y1, x0:x1].mean()) if x1 > x0 and y1 > y0 else 0.0)
             where.append((bi, pi))
+    if power > 0:
+        areas = [(x1 - x0) * (y1 - y0) for b in batches for x0, y0, x1, y1 in b.owned.tolist()]
+        weight = np.asarray([(e * a) ** power for e, a in zip(errors, areas)]) + 1e-12
+        weight = np.minimum(weight / weight.sum(), most / len(weight))
+        flat, counts = split_evenly(level.strokes, list(weight)), []
+        for b in batches:
+            counts.append(flat[: len(b.owned)])
+            flat = flat[len(b.owned) :]
+        return counts
     n = len(errors)
     base, extra = divmod(level.strokes, n)
     counts = [[base] * len(b.owned) for b in batches]
@@ -790,7 +800,9 @@ def paint(
     background = target.mean((1, 2))  # (3,) the photo's mean colour
     canvas = _canvas_blocks(H, W, background)
     generator = torch.Generator(device=dev).manual_seed(cfg.seed)
-    levels = plan_levels(cfg.strokes, H, W, cfg.patch_strokes, cfg.min_patch)
+    alone = cfg.method == "agent"  # the learned proposer alone: its own pyramid and allocation
+    patch_strokes = cfg.patch_strokes or (AGENT_PATCH_STROKES if alone else 8)
+    levels = plan_levels(cfg.strokes, H, W, patch_strokes, cfg.min_patch)
     brush_ = get_brush(cfg.brush)
     plan = [level_batches(lv, H, W, brush_, cfg.overlap, cfg.sharpness) for lv in levels]
     steps = sum(len(b) for b in plan) * (cfg.iters if cfg.optimise else 1)
@@ -800,7 +812,7 @@ def paint(
     painted = []
     for li, (level, batches) in enumerate(zip(levels, plan)):
         bar.set_postfix_str(f"level {li + 1}/{len(levels)}: {level.grid}x{level.grid} patches, {level.strokes} strokes")
-        counts = _allocate(level, batches, canvas, target)
+        counts = _allocate(level, batches, canvas, target, *((AGENT_ERROR_POWER, AGENT_MOST) if alone else ()))
         for batch, c in zip(batches, counts):
             if max(c) == 0:
                 continue
@@ -868,6 +880,7 @@ class Painting:
         if len(self.background) != CHANNELS or not all(math.isfinite(float(v)) for v in self.background):
             raise PaintError(f"background must be {CHANNELS} finite values, got {self.background!r}")
         self.background = tuple(_short(min(max(float(v), 0.0), 1.0)) for v in self.background)  # float32 values
+        get_brush(self.brush)
         if self.levels and sum(self.levels) != len(s):
             raise PaintError(f"levels {self.levels} do not add up to the {len(s)} strokes")
 
@@ -889,7 +902,10 @@ class Painting:
         rendered tile by tile in bounded memory (:func:`paintrnn.tiles.render_tiled`: ``backend`` "auto"
         compiles the alpha kernel from 1024 x 1024 px; "eager" is bit-exact with the renderer)."""
         H, W = self.size_at(size)
-        return render_tiled(self.strokes, H, W, self.background, tile=tile, dtype=dtype, backend=backend)
+        texture = get_brush(self.brush).texture
+        return render_tiled(
+            self.strokes, H, W, self.background, tile=tile, dtype=dtype, backend=backend, texture=texture
+        )
 
     def save_png(self, path: str | os.PathLike, size: int | None = None) -> Path:
         path = Path(path)
@@ -912,7 +928,8 @@ class Painting:
         """``(F, H, W, 3)`` uint8 pictures of the painting process (see :meth:`frame_marks`), longer side
         ``min(size, the painting's)``."""
         H, W = self.size_at(min(size or max(self.height, self.width), max(self.height, self.width)))
-        return render_frames(self.strokes, H, W, self.background, self.frame_marks(max_frames))
+        marks, texture = self.frame_marks(max_frames), get_brush(self.brush).texture
+        return render_frames(self.strokes, H, W, self.background, marks, texture)
 
     def save_gif(
         self,
@@ -938,9 +955,11 @@ class Painting:
         return path
 
     def svg(self) -> str:
-        """The painting as SVG: one quadratic Bézier path per stroke (:func:`paintrnn.svg.strokes_to_svg`),
-        ``viewBox`` the painting's size; exact up to anti-aliasing for brushes without taper."""
-        return strokes_to_svg(self.strokes, self.height, self.width, background=self.background)
+        """The painting as SVG: one quadratic Bézier path per stroke (:func:`paintrnn.svg.strokes_to_svg`; a
+        textured brush's stroke: its bands), ``viewBox`` the painting's size; exact up to anti-aliasing for
+        plain brushes without taper."""
+        texture = get_brush(self.brush).texture
+        return strokes_to_svg(self.strokes, self.height, self.width, background=self.background, texture=texture)
 
     def save_svg(self, path: str | os.PathLike) -> Path:
         path = Path(path)

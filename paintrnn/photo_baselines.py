@@ -2,15 +2,17 @@
 
 * :func:`mosaic` — ``n`` square-ish cells, each the mean colour of its pixels, upsampled bilinearly (what
   ``n`` numbers of colour buy without any stroke).
-* :func:`hill_climb` — fogleman's *primitive* with Bézier strokes: each new stroke is the best of
-  ``candidates`` random strokes, refined by rounds of random mutations of the best, and kept when the image
-  error drops. Candidates are scored as a batch with the hard renderer on the crop they cover; a candidate's
-  colour is the one that minimises the squared error given its alpha (closed form, as primitive does). Unlike
+* :func:`hill_climb` — fogleman's *primitive* with Bézier strokes: each new stroke is the best of a batch of
+  random candidate strokes, refined by rounds of random mutations of the best, and kept when the image error
+  drops. Candidates are scored as a batch with the hard renderer on the crop they cover; a candidate's colour
+  is the one that minimises the squared error given its alpha (closed form, as primitive does). Unlike
   primitive, a stroke's neighbourhood is drawn in proportion to the current error (primitive draws uniformly
-  and relies on many more candidates). With a time budget the mutation rounds adapt so that all ``n``
-  strokes are placed in about that time.
-* :func:`optimize_random` — the pyramid's optimiser without the pyramid: ``n`` random strokes on one canvas,
-  optimised jointly by Adam until a time budget runs out.
+  and relies on many more candidates). With a time budget, the candidates and mutation rounds of each stroke
+  adapt to its share of the time left (measured cost per candidate), so that all ``n`` strokes are placed in
+  about that time, for any ``n``.
+* :func:`optimize_random` — the pyramid's optimiser without the pyramid and without proposals: ``n`` random
+  strokes on the patches of one grid (the pyramid's finest), optimised by Adam through the soft renderer as
+  batches of patches (the machinery of :func:`paintrnn.painting.paint`) until a time budget runs out.
 
 Each returns ``(strokes (n, 13) normalised to the picture, picture (3, H, W))``, except :func:`mosaic`
 (the picture and its cell count).
@@ -26,16 +28,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from paintrnn.painting import (
-    Batch,
+    Level,
     PaintError,
     StrokeParams,
+    composite,
     crop_to_global,
+    extract_crops,
     get_brush,
+    level_batches,
     optimise_strokes,
+    plan_levels,
 )
 from paintrnn.render import stroke_coverage
 
 Box = tuple[int, int, int, int]
+_clock = time.perf_counter  # the time budgets' clock (a test may replace it)
+_BLOCK = 8
 
 
 def mosaic_grid(n: int, height: int, width: int) -> tuple[int, int]:
@@ -58,6 +66,9 @@ def mosaic(target: Tensor, n: int) -> tuple[Tensor, int]:
     cells = F.adaptive_avg_pool2d(target[None], (rows, cols))
     up = F.interpolate(cells, size=(H, W), mode="bilinear", align_corners=False)
     return up[0].clamp(0, 1), rows * cols
+
+
+# ----------------------------------------------------------------------------------------------- hill climbing
 
 
 def _random_strokes(
@@ -112,16 +123,18 @@ def _score(geo: Tensor, canvas: Tensor, target: Tensor) -> tuple[Tensor, Tensor,
     local[:, 6:8] = geo[:, 6:8] / min(h, w)
     strokes = torch.cat([local, torch.zeros(len(geo), C)], 1)[None]  # (1, n, 13), colour unused
     alpha = stroke_coverage(strokes, h, w, mode="hard", backend="eager")[0]  # (n, h, w)
-    k = canvas[:, y0:y1, x0:x1]  # (C, h, w)
-    e = k - target[:, y0:y1, x0:x1]
-    a2 = (alpha * alpha).flatten(1).sum(1).clamp(min=1e-12)  # (n,)
-    # argmin_c sum (k + a (c - k) - T)^2 = (sum a^2 k - sum a e) / sum a^2, per channel
-    ak = torch.einsum("nhw,chw->nc", alpha * alpha, k)
-    ae = torch.einsum("nhw,chw->nc", alpha, e)
-    colour = ((ak - ae) / a2[:, None]).clamp(0, 1)  # (n, C)
-    d = colour[:, :, None, None] - k[None]  # (n, C, h, w)
-    a = alpha[:, None]
-    delta = (2 * a * e[None] * d + a * a * d * d).flatten(1).sum(1)  # (n,)
+    k = canvas[:, y0:y1, x0:x1].reshape(C, -1)  # (C, P) the canvas under the crop
+    e = k - target[:, y0:y1, x0:x1].reshape(C, -1)  # (C, P) its error
+    a = alpha.reshape(len(geo), -1)  # (n, P)
+    # The error change of painting colour c with alpha a over canvas k (error e = k - T), summed over pixels:
+    #   sum 2 a e.(c - k) + a^2 |c - k|^2 = 2 c.Sae - 2 Sa(e.k) + |c|^2 Sa2 - 2 c.Sa2k + Sa2|k|^2,
+    # every sum one matrix product of the (n, P) alpha with a few (P,) maps (no (n, C, h, w) temporaries).
+    first = a @ torch.cat([e, (e * k).sum(0, keepdim=True)]).T  # (n, C + 1): Sae, Sa(e.k)
+    second = (a * a) @ torch.cat([k, (k * k).sum(0, keepdim=True), torch.ones_like(k[:1])]).T  # (n, C + 2)
+    ae, aek = first[:, :C], first[:, C]
+    a2k, a2kk, a2 = second[:, :C], second[:, C], second[:, C + 1].clamp(min=1e-12)
+    colour = ((a2k - ae) / a2[:, None]).clamp(0, 1)  # (n, C): argmin_c, per channel, clipped to [0, 1]
+    delta = 2 * (colour * ae).sum(1) - 2 * aek + (colour * colour).sum(1) * a2 - 2 * (colour * a2k).sum(1) + a2kk
     return delta, colour, alpha, (x0, y0, x1, y1), geo
 
 
@@ -132,6 +145,42 @@ def _best(geo: Tensor, canvas: Tensor, target: Tensor) -> tuple[float, Tensor, T
     return float(delta[i]), geo[i], colour[i], alpha[i], box
 
 
+class _ErrorSampler:
+    """Draws pixels with probability proportional to ``err + 1e-9`` of a ``(H, W)`` error map, exactly, at a
+    cost independent of the picture's size: a draw over the sums of its 8x8 blocks, then over the block's
+    64 pixels. :meth:`update` recomputes the map and block sums under a box."""
+
+    def __init__(self, err: Tensor) -> None:
+        H, W = err.shape
+        self.size = (H, W)
+        self.weight = F.pad(err + 1e-9, (0, -W % _BLOCK, 0, -H % _BLOCK))  # (Hp, Wp), 0 in the padding
+        self.nb_x = self.weight.shape[1] // _BLOCK
+        self.sums = self._block_sums(self.weight)  # (nb_y, nb_x)
+
+    @staticmethod
+    def _block_sums(weight: Tensor) -> Tensor:
+        h, w = weight.shape
+        return weight.view(h // _BLOCK, _BLOCK, w // _BLOCK, _BLOCK).sum((1, 3))
+
+    def update(self, err: Tensor, box: Box) -> None:
+        """Set the error under ``box`` (x0, y0, x1, y1) to ``err`` (h, w)."""
+        x0, y0, x1, y1 = box
+        self.weight[y0:y1, x0:x1] = err + 1e-9
+        bx0, by0 = x0 // _BLOCK * _BLOCK, y0 // _BLOCK * _BLOCK
+        bx1, by1 = -(-x1 // _BLOCK) * _BLOCK, -(-y1 // _BLOCK) * _BLOCK
+        self.sums[by0 // _BLOCK : by1 // _BLOCK, bx0 // _BLOCK : bx1 // _BLOCK] = self._block_sums(
+            self.weight[by0:by1, bx0:bx1]
+        )
+
+    def draw(self, g: torch.Generator) -> Tensor:
+        """A pixel centre ``(x, y)`` (2,)."""
+        b = int(torch.multinomial(self.sums.flatten(), 1, generator=g))
+        by, bx = divmod(b, self.nb_x)
+        block = self.weight[by * _BLOCK : (by + 1) * _BLOCK, bx * _BLOCK : (bx + 1) * _BLOCK]
+        p = int(torch.multinomial(block.flatten(), 1, generator=g))
+        return torch.tensor([bx * _BLOCK + p % _BLOCK + 0.5, by * _BLOCK + p // _BLOCK + 0.5])
+
+
 def hill_climb(
     target: Tensor,
     n: int,
@@ -139,56 +188,81 @@ def hill_climb(
     seconds: float | None = None,
     candidates: int = 32,
     rounds: int = 4,
+    min_candidates: int = 4,
+    max_rounds: int = 64,
     brush: str = "round",
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Primitive-style hill climbing with ``n`` strokes on ``target`` (3, H, W) (see the module docstring).
 
-    ``seconds``: a time budget; the mutation rounds per stroke adapt to it (at least one batch of
-    ``candidates`` per stroke, so all ``n`` strokes are always placed). Without it, ``rounds`` per stroke.
-    Strokes are painted onto the target's mean colour; returns ``(strokes (n, 13), picture (3, H, W))``.
+    Without ``seconds``: each stroke is the best of ``candidates`` random strokes, then ``rounds`` rounds of
+    ``candidates`` mutations. With a budget of ``seconds``: each stroke gets an equal share of the time left
+    (``left / strokes to go``, so time one stroke does not use goes to the later ones); from the measured
+    seconds per scored candidate (a moving average), its random batch has as many candidates as fit in that
+    share (between ``min_candidates`` and ``candidates``), and mutation rounds of that size follow while the
+    next one still fits (at most ``max_rounds``). All ``n`` strokes are always placed, each scoring at least
+    ``min_candidates``: a budget below ``n`` times that cost (a few ms per stroke on one CPU thread) is
+    overrun by it. Strokes are painted onto the target's mean colour; returns ``(strokes (n, 13),
+    picture (3, H, W))``.
     """
     if n < 1:
         raise PaintError(f"strokes must be >= 1, got {n}")
+    if not 1 <= min_candidates <= candidates:
+        raise PaintError(f"need 1 <= min_candidates <= candidates, got {min_candidates} and {candidates}")
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+        raise PaintError(f"seconds must be a finite number >= 0, got {seconds!r}")
     target = target.detach().float().cpu()
     C, H, W = target.shape
     opacity = get_brush(brush).opacity
     g = torch.Generator().manual_seed(seed)
     canvas = target.mean((1, 2))[:, None, None].expand(C, H, W).clone()
-    err = ((canvas - target) ** 2).sum(0)  # (H, W)
+    sampler = _ErrorSampler(((canvas - target) ** 2).sum(0))
     r_lo, side = 0.5, min(H, W)
     strokes = torch.zeros(n, 13)
-    start, batch_s = time.perf_counter(), None
+    start, per_candidate = _clock(), None  # measured seconds per scored candidate (moving average)
+
+    def best_of(geo: Tensor) -> tuple[float, Tensor, Tensor, Tensor, Box]:
+        nonlocal per_candidate
+        t0 = _clock()
+        found = _best(geo, canvas, target)
+        took = (_clock() - t0) / len(geo)
+        per_candidate = took if per_candidate is None else 0.8 * per_candidate + 0.2 * took
+        return found
+
     for k in range(n):
         r_hi = max(r_lo, side / 4 * (1 - k / n) + side / 64)  # large strokes first, as a painter would
-        if seconds is not None and batch_s is not None:
-            left = seconds - (time.perf_counter() - start)
-            todo = max(0, min(rounds * 4, int(left / (n - k) / batch_s) - 1))
+        t0 = _clock()
+        share = None if seconds is None else (seconds - (t0 - start)) / (n - k)  # this stroke's time
+        if share is None:
+            width = candidates
+        elif per_candidate is None:
+            width = min_candidates  # the first stroke measures the cost
         else:
-            todo = rounds
-        t0 = time.perf_counter()
-        idx = int(torch.multinomial(err.flatten() + 1e-9, 1, generator=g))
-        centre = torch.tensor([idx % W + 0.5, idx // W + 0.5])
-        delta, geo, colour, alpha, box = _best(
-            _random_strokes(centre, candidates, r_lo, r_hi, opacity, g), canvas, target
-        )
-        took = time.perf_counter() - t0
-        batch_s = took if batch_s is None else 0.8 * batch_s + 0.2 * took
-        for _ in range(todo):
-            found = _best(_mutate(geo, candidates, opacity, r_lo, r_hi, g), canvas, target)
+            width = int(min(candidates, max(min_candidates, share / per_candidate)))
+        centre = sampler.draw(g)
+        delta, geo, colour, alpha, box = best_of(_random_strokes(centre, width, r_lo, r_hi, opacity, g))
+        done = 0
+        while done < (rounds if share is None else max_rounds):
+            if share is not None and _clock() - t0 + width * per_candidate > share:
+                break
+            found = best_of(_mutate(geo, width, opacity, r_lo, r_hi, g))
             if found[0] < delta:
                 delta, geo, colour, alpha, box = found
+            done += 1
         x0, y0, x1, y1 = box
         if delta < 0:  # kept only when the error drops; otherwise an invisible stroke keeps the count
             k_ = canvas[:, y0:y1, x0:x1]
             canvas[:, y0:y1, x0:x1] = k_ + alpha[None] * (colour[:, None, None] - k_)
-            err[y0:y1, x0:x1] = ((canvas[:, y0:y1, x0:x1] - target[:, y0:y1, x0:x1]) ** 2).sum(0)
+            sampler.update(((canvas[:, y0:y1, x0:x1] - target[:, y0:y1, x0:x1]) ** 2).sum(0), box)
         else:
             geo = geo.clone()
             geo[8:10] = 0.0
         strokes[k, :10] = geo / torch.tensor([W, H, W, H, W, H, side, side, 1.0, 1.0])
         strokes[k, 10:] = colour
     return strokes, canvas
+
+
+# ----------------------------------------------------------------------------------------------- random init + Adam
 
 
 def optimize_random(
@@ -202,52 +276,76 @@ def optimize_random(
     seed: int = 0,
     backend: str = "eager",
     max_iters: int = 10**6,
+    patch_strokes: int = 8,
+    min_patch: int = 16,
+    overlap: float = 0.125,
 ) -> tuple[Tensor, Tensor]:
-    """``n`` random strokes on one whole canvas (uniform positions and directions, radius log-uniform from
-    0.5 px to 1/8 of the shorter side, length 2-6 radii, the photo's colour at the start point), optimised by
-    Adam through the soft renderer until ``seconds`` run out (or ``max_iters``). Returns
-    ``(strokes (n, 13), picture (3, H, W) rendered hard)``."""
+    """``n`` random strokes optimised by Adam through the soft renderer for ``seconds`` (or ``max_iters``
+    steps per batch), with the machinery that :func:`paintrnn.painting.paint` uses for one level of its
+    pyramid (:func:`~paintrnn.painting.level_batches`, :class:`~paintrnn.painting.StrokeParams`,
+    :func:`~paintrnn.painting.optimise_strokes`), but with one level only and random strokes instead of
+    proposals.
+
+    The grid is the pyramid's finest for ``n`` strokes (:func:`paintrnn.painting.plan_levels` with
+    ``patch_strokes`` and ``min_patch``). Each stroke has a uniformly random centre in the picture and belongs
+    to the patch that owns it (so patches hold different counts), a radius log-uniform from the brush's
+    smallest to the level's largest (a quarter of the patch side), a length of 1-6 radii, a random direction
+    and bend, the photo's colour at its centre; it is then projected into its patch's reach (``overlap``) and
+    the brush's ranges by :class:`paintrnn.painting.StrokeParams`. The batches of patches (parity classes)
+    are optimised in turn, each with an equal share of ``seconds`` (time one does not use goes to the next),
+    on top of the canvas that holds the earlier batches' strokes, and composited hard. Memory is that of one
+    batch of patch crops (bounded for any ``n``), not of ``n`` strokes on one picture-sized canvas.
+    Returns ``(strokes (n, 13), picture (3, H, W) rendered hard)``, the strokes in painting order."""
     if n < 1:
         raise PaintError(f"strokes must be >= 1, got {n}")
+    start = time.perf_counter()  # optimise_strokes' clock
     target = target.detach().float()
+    dev = target.device
     C, H, W = target.shape
     g = torch.Generator().manual_seed(seed)
-    geo = torch.cat(
-        [_random_strokes(torch.rand(2, generator=g) * torch.tensor([W, H]), 1, 0.5, min(H, W) / 8, (1.0, 1.0), g)
-         for _ in range(n)]
-    )  # fmt: skip
-    geo[:, 0:6:2] = geo[:, 0:6:2].clamp(0, W)
-    geo[:, 1:6:2] = geo[:, 1:6:2].clamp(0, H)
-    ix = geo[:, 0].long().clamp(0, W - 1)
-    iy = geo[:, 1].long().clamp(0, H - 1)
-    s = min(H, W)
-    local = geo / torch.tensor([W, H, W, H, W, H, s, s, 1.0, 1.0])
-    init = torch.cat([local, target[:, iy, ix].T.cpu()], 1)[None].to(target.device)  # (1, n, 13)
-    hp, wp = -(-H // 8) * 8, -(-W // 8) * 8
-    batch = Batch(
-        owned=torch.tensor([[0, 0, W, H]]),
-        origin=torch.zeros(1, 2, dtype=torch.int64),
-        region=torch.tensor([[0.0, 0.0, float(W), float(H)]]),
-        crop=(hp, wp),
-        radius=(0.5, min(H, W) / 4),
-        patch_side=float(min(H, W)),
-    )
-    # the crop is the block-padded picture: rescale the picture-normalised strokes to it
-    init[..., 0:6:2] *= W / wp
-    init[..., 1:6:2] *= H / hp
-    init[..., 6:8] *= min(H, W) / min(hp, wp)
-    params = StrokeParams(batch, get_brush(brush), torch.ones(1, n, dtype=torch.bool), target.device)
+    brush_ = get_brush(brush)
+    grid = plan_levels(n, H, W, patch_strokes, min_patch)[-1].grid
+    batches = level_batches(Level(grid, n), H, W, brush_, overlap, sharpness)
+    # random centres, each stroke in the patch that owns its centre
+    centre = torch.rand(n, 2, generator=g) * torch.tensor([float(W), float(H)])  # (n, 2) px
+    r_hi = batches[0].radius[1]
+    geo = torch.cat([_random_strokes(c, 1, brush_.min_radius, r_hi, (1.0, 1.0), g) for c in centre])  # (n, 10) px
+    geo[:, 0:6] += (centre - (geo[:, 0:2] + geo[:, 4:6]) / 2).repeat(1, 3)  # the chord's midpoint on the centre
+    ix, iy = centre[:, 0].long().clamp(0, W - 1), centre[:, 1].long().clamp(0, H - 1)
+    colour = target[:, iy.to(dev), ix.to(dev)].T.cpu()  # (n, C)
     background = target.mean((1, 2))
-    canvas = F.pad(background[:, None, None].expand(C, H, W), (0, wp - W, 0, hp - H))[None]
-    goal = F.pad(target, (0, wp - W, 0, hp - H))[None]
-    valid = F.pad(torch.ones(1, 1, H, W, device=target.device), (0, wp - W, 0, hp - H))
-    theta = optimise_strokes(
-        params, params.theta(init), canvas, goal, valid, iters=max_iters, lr=lr, sharpness=sharpness,
-        backend=backend, deadline=time.perf_counter() + seconds,
-    )  # fmt: skip
-    with torch.no_grad():
-        strokes = crop_to_global(params.strokes(theta), batch.origin, (hp, wp), H, W)[0]
-        from paintrnn.tiles import render_tiled
-
-        picture = torch.from_numpy(render_tiled(strokes.cpu(), H, W, background.cpu())).permute(2, 0, 1)
-    return strokes.cpu(), picture
+    hp, wp = -(-H // _BLOCK) * _BLOCK, -(-W // _BLOCK) * _BLOCK
+    canvas = background[:, None, None].expand(C, hp, wp).contiguous()  # block-padded, as paint()'s
+    painted = []
+    for i, batch in enumerate(batches):
+        owned = batch.owned.double()  # (B, 4)
+        inside = (
+            (centre[None, :, 0] >= owned[:, 0, None]) & (centre[None, :, 0] < owned[:, 2, None])
+            & (centre[None, :, 1] >= owned[:, 1, None]) & (centre[None, :, 1] < owned[:, 3, None])
+        )  # (B, n)  # fmt: skip
+        counts = inside.sum(1)  # (B,)
+        if int(counts.sum()) == 0:
+            continue
+        K = int(counts.max())
+        active = torch.arange(K)[None, :] < counts[:, None]  # (B, K)
+        ch, cw = batch.crop
+        init = torch.zeros(len(counts), K, 10 + C)  # (B, K, 13) in crop coordinates
+        for b, members in enumerate(inside):
+            idx = members.nonzero()[:, 0]
+            s = geo[idx].clone()
+            s[:, 0:6:2] = (s[:, 0:6:2] - batch.origin[b, 0]) / cw
+            s[:, 1:6:2] = (s[:, 1:6:2] - batch.origin[b, 1]) / ch
+            s[:, 6:8] /= min(ch, cw)
+            init[b, : len(idx)] = torch.cat([s, colour[idx]], 1)
+        params = StrokeParams(batch, brush_, active, dev)
+        crops, valid = extract_crops(canvas[:, :H, :W], batch.origin, batch.crop)
+        goal, _ = extract_crops(target, batch.origin, batch.crop)
+        theta = optimise_strokes(
+            params, params.theta(init.to(dev)), crops, goal, valid, iters=max_iters, lr=lr, sharpness=sharpness,
+            backend=backend, deadline=start + seconds * (i + 1) / len(batches),
+        )  # fmt: skip
+        with torch.no_grad():
+            strokes = crop_to_global(params.strokes(theta), batch.origin, batch.crop, H, W)[active.to(dev)]
+            composite(canvas, strokes, H, W)
+        painted.append(strokes.cpu())
+    return torch.cat(painted), canvas[:, :H, :W].cpu()

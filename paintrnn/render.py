@@ -37,6 +37,16 @@ handles strokes thinner than a pixel), and ``alpha = a * cov``.
   ``s = sharpness`` per pixel. It is differentiable everywhere w.r.t. every parameter and tends to the
   hard mode as ``s -> inf``. Coverage below ``exp(-16)`` in the tails is dropped.
 
+## Texture
+
+``texture=paintrnn.stroke_kernels.Bristles(...)`` (default ``None``: the plain stroke above) paints with a
+bristle brush: the stroke's cross-section is cut into bands along the stroke with different paint loads,
+``alpha = a * (1 - dry t*^2) * cov * T``, ``T`` the 1-px box filter (soft mode: the same smooth edge as the
+coverage) of the bands' loads across the stroke at the pixel's signed lateral offset; the loads' pattern is
+a smooth function of the stroke's direction. Still a closed-form function of the stroke and the pixel, with
+exact gradients in the hand-written backward (see :class:`paintrnn.stroke_kernels.Bristles`); the brushes
+of :mod:`paintrnn.brushes` name the textures.
+
 The closest point is found in closed form (a cubic; see :mod:`paintrnn.stroke_kernels`), so ``d`` is exact
 up to rounding; gradients are implicit-function gradients at the closest point.
 
@@ -110,18 +120,19 @@ class _Alpha(torch.autograd.Function):
     differentiated)."""
 
     @staticmethod
-    def forward(ctx, q, bi, nb_x, soft, sharpness, kern):  # noqa: ANN001, ANN205
-        alpha, t = kern.run("alpha", q, bi, nb_x, soft, sharpness)
+    def forward(ctx, q, bi, nb_x, soft, sharpness, kern, texture):  # noqa: ANN001, ANN205
+        alpha, t = kern.run("alpha", q, bi, nb_x, soft, sharpness, texture)
         ctx.save_for_backward(q, bi, t)
-        ctx.args = (nb_x, soft, sharpness, kern)
+        ctx.args = (nb_x, soft, sharpness, kern, texture)
         return alpha
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         q, bi, t = ctx.saved_tensors
-        nb_x, soft, sharpness, kern = ctx.args
-        return kern.run("alpha_grad", q, bi, nb_x, t, grad, soft, sharpness), None, None, None, None, None
+        nb_x, soft, sharpness, kern, texture = ctx.args
+        g = kern.run("alpha_grad", q, bi, nb_x, t, grad, soft, sharpness, texture)
+        return g, None, None, None, None, None, None
 
 
 class _Composite(torch.autograd.Function):
@@ -177,7 +188,9 @@ def _pick(backend: str, pixels: int) -> _Kernels:
     return _kernels(backend == "compiled" or (backend == "auto" and pixels >= _AUTO_COMPILE_PIXELS))
 
 
-def _check_options(mode: str, sharpness: float, backend: str) -> None:
+def _check_options(mode: str, sharpness: float, backend: str, texture: sk.Bristles | None = None) -> None:
+    if texture is not None and not isinstance(texture, sk.Bristles):
+        raise ValueError(f"texture must be None or a paintrnn.stroke_kernels.Bristles, got {type(texture).__name__}")
     if mode not in ("hard", "soft"):
         raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
     if not (isinstance(sharpness, int | float) and math.isfinite(sharpness) and sharpness > 0):
@@ -187,7 +200,7 @@ def _check_options(mode: str, sharpness: float, backend: str) -> None:
 
 
 def _block_alpha(
-    strokes: Tensor, height: int, width: int, mode: str, sharpness: float, backend: str
+    strokes: Tensor, height: int, width: int, mode: str, sharpness: float, backend: str, texture: sk.Bristles | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Alpha on the 8x8 blocks near each stroke of clamped ``(N, 10 + C)`` strokes.
 
@@ -210,8 +223,8 @@ def _block_alpha(
         return si, bi, prm.new_zeros(0, sk.BLOCK * sk.BLOCK)
     q = prm[si]  # (M, 10); gathered here so that the kernels' backward reduces over each block's pixels
     if torch.is_grad_enabled() and q.requires_grad:
-        return si, bi, _Alpha.apply(q, bi, nb_x, mode == "soft", float(sharpness), kern)  # (M, 64)
-    return si, bi, kern.run("alpha_only", q, bi, nb_x, mode == "soft", float(sharpness))
+        return si, bi, _Alpha.apply(q, bi, nb_x, mode == "soft", float(sharpness), kern, texture)  # (M, 64)
+    return si, bi, kern.run("alpha_only", q, bi, nb_x, mode == "soft", float(sharpness), texture)
 
 
 def _dense(si: Tensor, bi: Tensor, alpha: Tensor, n: int, height: int, width: int) -> Tensor:
@@ -230,18 +243,20 @@ def stroke_coverage(
     mode: str = "hard",
     sharpness: float = 4.0,
     backend: str = "auto",
+    texture: sk.Bristles | None = None,
 ) -> Tensor:
     """Alpha map of every stroke on its own: ``(B, K, 10 + C)`` strokes -> ``(B, K, height, width)``.
 
-    ``alpha = opacity x coverage`` in [0, 1]; see the module docstring for modes and ``backend``.
+    ``alpha = opacity x coverage`` (x a bristle ``texture``'s fade and bands) in [0, 1]; see the module
+    docstring for modes, ``backend`` and ``texture``.
     """
     strokes = _check_strokes(strokes)
     for name, value in (("height", height), ("width", width)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
-    _check_options(mode, sharpness, backend)
+    _check_options(mode, sharpness, backend, texture)
     B, K = strokes.shape[:2]
-    si, bi, alpha = _block_alpha(strokes.reshape(B * K, -1), height, width, mode, sharpness, backend)
+    si, bi, alpha = _block_alpha(strokes.reshape(B * K, -1), height, width, mode, sharpness, backend, texture)
     return _dense(si, bi, alpha, B * K, height, width).reshape(B, K, height, width)
 
 
@@ -254,6 +269,7 @@ def render_strokes(
     mode: str = "hard",
     sharpness: float = 4.0,
     backend: str = "auto",
+    texture: sk.Bristles | None = None,
 ) -> Tensor:
     """Composite ``K`` strokes, in order, onto each of ``B`` canvases.
 
@@ -261,11 +277,12 @@ def render_strokes(
     float64, on any device. ``canvas``: ``(B, C, H, W)`` in [0, 1], or ``None`` for black canvases of
     ``height x width``. ``mode``: ``"hard"`` (exact box-filter anti-aliasing) or ``"soft"`` (smooth,
     differentiable everywhere; ``sharpness`` per pixel, -> hard as it grows). ``backend``: ``"eager"``,
-    ``"compiled"`` (``torch.compile``) or ``"auto"`` (compile only large calls). Returns ``(B, C, H, W)``
-    with the dtype and device of ``strokes``; the input canvas is not modified.
+    ``"compiled"`` (``torch.compile``) or ``"auto"`` (compile only large calls). ``texture``: ``None`` (plain
+    strokes) or a :class:`~paintrnn.stroke_kernels.Bristles` brush texture. Returns ``(B, C, H, W)`` with
+    the dtype and device of ``strokes``; the input canvas is not modified.
     """
     strokes = _check_strokes(strokes)
-    _check_options(mode, sharpness, backend)
+    _check_options(mode, sharpness, backend, texture)
     B, K, C = strokes.shape[0], strokes.shape[1], strokes.shape[2] - len(STROKE_FIELDS)
     if canvas is None:
         for name, value in (("height", height), ("width", width)):
@@ -298,7 +315,7 @@ def render_strokes(
     for k0 in range(0, K, per_chunk):
         chunk = strokes[:, k0 : k0 + per_chunk].transpose(0, 1)  # (k, B, 10 + C), stroke index major
         k = chunk.shape[0]
-        si, bi, alpha = _block_alpha(chunk.reshape(k * B, -1), H, W, mode, sharpness, backend)
+        si, bi, alpha = _block_alpha(chunk.reshape(k * B, -1), H, W, mode, sharpness, backend, texture)
         ends = [0] + torch.bincount(si // B, minlength=k).cumsum(0).tolist() if k > 1 else [0, si.numel()]
         for kk in range(k):  # in order: canvas * (1 - alpha) + colour * alpha
             rows = slice(ends[kk], ends[kk + 1])  # the blocks of stroke index k0 + kk (distinct per canvas)

@@ -14,7 +14,7 @@ options) and its ``train`` function keeps its loop explicit, inside one context:
             model = Model().to(run.device)
             opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
             ckpt = run.resume(model, opt)                    # None on a fresh start
-            for it in run.progress(range(run.start, cfg.iters), total=cfg.iters, desc="texture"):
+            for it in run.progress(range(run.start, cfg.iters), total=cfg.iters, desc="texture"):  # shows the loss
                 opt.param_groups[0]["lr"] = lr_schedule(it / cfg.iters, cfg.lr, 0.05 * cfg.lr)
                 loss = ...
                 run.check_finite(loss, it)
@@ -41,7 +41,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -68,6 +68,8 @@ from paintrnn.training import (
 T = TypeVar("T")
 TIME_KEY = "minutes"
 """The one time key of every metrics line: minutes of training (evaluation excluded), resumed across restarts."""
+PROGRESS_KEYS = ("loss", "episode_return")
+"""Metrics a progress bar shows by default (:meth:`Run.progress`): the loss, every ``*_loss``, the RL return."""
 
 
 class RunLockedError(RuntimeError):
@@ -203,6 +205,11 @@ class Run:
         self._clock: float | None = None
         self._paused = False
         self.logger: MetricsLogger | None = None
+        self.last_metrics: dict[str, Any] = {}
+        """The metrics of the latest :meth:`log` line (what a summary line may show)."""
+        self._bar: tqdm | None = None
+        self._bar_keys: tuple[str, ...] = PROGRESS_KEYS
+        self._postfix: dict[str, str] = {}
 
     @property
     def is_main(self) -> bool:
@@ -293,13 +300,35 @@ class Run:
             raise RuntimeError("call Run.resume() before logging")
         row = {**metrics, TIME_KEY: self.sync_clock() / 60}
         self.logger.log(step, **row)
+        self.last_metrics = dict(metrics)
+        self._show(metrics)
         return row
 
-    def progress(self, iterable: Iterable[T], total: int | None = None, desc: str | None = None) -> tqdm:
-        """A tqdm bar over the remaining iterations (starting at :attr:`start`), on rank 0 only; iterate over it
-        and show the loss with its ``set_postfix``."""
-        return tqdm(iterable, disable=not (self.cfg.progress and self.is_main), initial=self.start, total=total,
-                    desc=desc or self.kind, dynamic_ncols=True)  # fmt: skip
+    def progress(
+        self,
+        iterable: Iterable[T],
+        total: int | None = None,
+        desc: str | None = None,
+        show: Sequence[str] = PROGRESS_KEYS,
+    ) -> tqdm:
+        """A tqdm bar over the remaining iterations (starting at :attr:`start`), on rank 0 only. Every :meth:`log`
+        line puts its metrics named in ``show`` (a name also matches ``*_name``: ``loss`` shows ``critic_loss``)
+        into the bar's postfix, so the bar shows the running loss; the values stay until the next line has them."""
+        self._bar_keys, self._postfix = tuple(show), {}
+        self._bar = tqdm(iterable, disable=not (self.cfg.progress and self.is_main), initial=self.start, total=total,
+                         desc=desc or self.kind, dynamic_ncols=True)  # fmt: skip
+        return self._bar
+
+    def _show(self, metrics: dict[str, Any]) -> None:
+        """Put the shown metrics of one log line into the progress bar's postfix."""
+        if self._bar is None or self._bar.disable:
+            return
+        for key, value in metrics.items():
+            if any(key == name or key.endswith(f"_{name}") for name in self._bar_keys):
+                number = float(value) if isinstance(value, (int, float)) or torch.is_tensor(value) else None
+                self._postfix[key] = f"{number:.4g}" if number is not None else str(value)
+        if self._postfix:
+            self._bar.set_postfix(self._postfix)
 
     def check_finite(self, loss: torch.Tensor, step: int) -> None:
         """Stop with :class:`~paintrnn.training.NonFiniteLossError` on a NaN or infinite loss."""
@@ -349,7 +378,10 @@ class Run:
         )
 
     def summary(self, **result: Any) -> str:
-        """The one line a trainer ends with: its final metrics, the run folder and the training time."""
+        """The one line a trainer ends with (its ``main`` prints it): its final metrics, the run folder and the
+        training time; closes the progress bar first, so the line is not drawn over."""
+        if self._bar is not None:
+            self._bar.close()
         parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()]
         return f"{self.kind}: {' '.join(parts)} | run {self.dir} | {self.elapsed / 60:.1f} min"
 

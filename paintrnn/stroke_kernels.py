@@ -6,6 +6,7 @@ Each is written for ``torch.compile`` (one fused loop per kernel) and runs eager
 * :func:`cull` — which 8x8 pixel blocks lie near each stroke;
 * :func:`coverage`, :func:`alpha`, :func:`alpha_grad` — a stroke's alpha on its blocks and the gradient of
   that alpha w.r.t. the stroke (implicit-function theorem at the closest point, no per-pixel temporaries);
+  optionally textured by :class:`Bristles` (:func:`loads`, :func:`bristle`: bands of paint along the stroke);
 * :func:`composite`, :func:`composite_grad` — alpha blending of block alpha into dense canvases and its
   gather-only gradient.
 
@@ -22,6 +23,7 @@ they are the implicit-function gradients at ``t*`` (what one Newton step from a 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -123,21 +125,146 @@ def coverage(r: Tensor, d: Tensor, soft: bool, s: float) -> tuple[Tensor, Tensor
     return cov, d_pos + d_neg, d_neg - d_pos
 
 
-def alpha(q: Tensor, bi: Tensor, nb_x: int, soft: bool, sharpness: float) -> tuple[Tensor, Tensor]:
+@dataclass(frozen=True)
+class Bristles:
+    """A bristle texture: bands of paint that run along the stroke, each with its own load, thinning out
+    towards the stroke's end (a parameter of :func:`alpha` and :func:`alpha_grad`; ``None`` = plain strokes).
+
+    A pixel's *lateral offset* is ``l = n . (p - B(t*))``, with ``n = (-v_y, v_x) / |v|`` the unit normal at
+    the closest point ``t*`` (``v = B'(t*)``): ``|l| = d`` along the stroke, and on the round caps ``l`` keeps
+    measuring across the end's tangent, so the bands run straight on into the caps. Band ``j`` is where
+    ``l / r`` lies between ``edges[j - 1]`` and ``edges[j]`` (the outer bands run on to the stroke's edge);
+    its load is ``rho_j = 1 - depth h_j^3`` with ``h_j = 1/2 + 1/4 sin(theta + j w_1) + 1/4 sin(2 theta + j w_2)``
+    in [0, 1], ``(w_1, w_2) = waves`` and ``theta`` the direction of the chord ``P2 - P0`` in pixels: a
+    per-stroke phase that needs no random numbers, varies smoothly with the stroke and does not change when
+    the stroke is moved or scaled (the same pattern in a crop and in the whole picture, at any size). The
+    texture is the exact 1-px box filter of that piecewise-constant profile across the stroke,
+    ``T = rho_0 + sum_j (rho_j - rho_{j-1}) clamp(l - edges[j-1] r + 1/2, 0, 1)`` (soft mode: the coverage's
+    smooth ``clamp``), and ``alpha = a(t*) (1 - dry t*^2) cov(r, d) T``.
+    """
+
+    edges: tuple[float, ...]
+    """Band boundaries across the stroke in units of the radius, increasing, inside (-1, 1): len + 1 bands."""
+    depth: float = 0.6
+    """How much paint a band may lack: loads lie in [1 - depth, 1]."""
+    dry: float = 0.3
+    """Dry-brush fade: the stroke's opacity falls by this fraction from its start to its end (as t^2)."""
+    waves: tuple[float, float] = (2.39996, 4.54)
+    """Phase steps ``w_1, w_2`` (radians) from one band to the next of the loads' two waves."""
+
+    def __post_init__(self) -> None:
+        e = tuple(float(v) for v in self.edges)
+        if not e or any(not -1.0 < v < 1.0 for v in e) or any(b <= a for a, b in zip(e, e[1:])):
+            raise ValueError(f"Bristles.edges must be increasing values inside (-1, 1), got {self.edges!r}")
+        for name in ("depth", "dry"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"Bristles.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if len(self.waves) != 2 or not all(math.isfinite(w) for w in self.waves):
+            raise ValueError(f"Bristles.waves must be two finite numbers, got {self.waves!r}")
+        object.__setattr__(self, "edges", e)
+
+
+def loads(dx: Tensor, dy: Tensor, tex: Bristles) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """The loads ``rho_j`` of the bands of strokes whose chord ``P2 - P0`` is ``(dx, dy)`` px (each ``(M, 1)``),
+    and their derivatives w.r.t. ``dx`` and ``dy``: three lists of ``len(tex.edges) + 1`` tensors."""
+    n = torch.sqrt(dx * dx + dy * dy + 1e-12)
+    c, s, n3 = dx / n, dy / n, n * n * n  # the chord's direction (cos, sin theta)
+    c_x, c_y, s_y = (n * n - dx * dx) / n3, -dx * dy / n3, (n * n - dy * dy) / n3  # s_x = c_y
+    s2, c2 = 2 * s * c, c * c - s * s  # sin, cos 2 theta
+    rho, rho_x, rho_y = [], [], []
+    for j in range(len(tex.edges) + 1):
+        (u1, v1), (u2, v2) = [(math.cos(j * w), math.sin(j * w)) for w in tex.waves]
+        h = 0.5 + 0.25 * (s * u1 + c * v1) + 0.25 * (s2 * u2 + c2 * v2)
+        h_c, h_s = 0.25 * v1 + 0.5 * (s * u2 + c * v2), 0.25 * u1 + 0.5 * (c * u2 - s * v2)
+        rho_h = -3 * tex.depth * h * h
+        rho.append(1 - tex.depth * h * h * h)
+        rho_x.append(rho_h * (h_c * c_x + h_s * c_y))
+        rho_y.append(rho_h * (h_c * c_y + h_s * s_y))
+    return rho, rho_x, rho_y
+
+
+def step(x: Tensor, soft: bool, s: float) -> tuple[Tensor, Tensor]:
+    """The 1-px box filter of a unit step at 0 seen from ``x`` (``clamp(x + 1/2, 0, 1)``; soft: the smooth
+    ``S(x)`` of :func:`coverage`) and its derivative."""
+    hard = (x + 0.5).clamp(0.0, 1.0)
+    if not soft:
+        return hard, ((x >= -0.5) & (x <= 0.5)).to(x.dtype)
+    u0, u1 = x + 0.5, x - 0.5
+    e0, e1 = torch.exp(-s * u0.abs()), torch.exp(-s * u1.abs())
+    sig0 = torch.where(u0 >= 0, 1.0, e0) / (1 + e0)  # sigmoid(s u0)
+    sig1 = torch.where(u1 >= 0, 1.0, e1) / (1 + e1)
+    return hard + torch.log1p((e0 - e1) / (1 + e1)) / s, sig0 - sig1
+
+
+def bristle(
+    lat: Tensor,
+    r: Tensor,
+    rho: list[Tensor],
+    tex: Bristles,
+    soft: bool,
+    s: float,
+    rho_xy: tuple[list[Tensor], list[Tensor]] | None = None,
+) -> tuple[Tensor, ...]:
+    """Texture ``T`` ``(M, P)`` at lateral offsets ``lat`` (px) from strokes of radius ``r``, band loads ``rho``
+    (:func:`loads`). With ``rho_xy = (rho_x, rho_y)`` also ``dT/dl``, ``dT/dr`` and ``dT/d(dx, dy)``."""
+    T = rho[0].expand_as(lat)
+    if rho_xy is None:
+        for j, e in enumerate(tex.edges, 1):
+            T = T + (rho[j] - rho[j - 1]) * step(lat - e * r, soft, s)[0]
+        return (T,)
+    rho_x, rho_y = rho_xy
+    T_l, T_r, T_x, T_y = torch.zeros_like(T), torch.zeros_like(T), rho_x[0].expand_as(lat), rho_y[0].expand_as(lat)
+    for j, e in enumerate(tex.edges, 1):
+        h, dh = step(lat - e * r, soft, s)
+        jump = rho[j] - rho[j - 1]
+        T, T_l, T_r = T + jump * h, T_l + jump * dh, T_r - (e * jump) * dh
+        T_x, T_y = T_x + (rho_x[j] - rho_x[j - 1]) * h, T_y + (rho_y[j] - rho_y[j - 1]) * h
+    return T, T_l, T_r, T_x, T_y
+
+
+def lateral(ex: Tensor, ey: Tensor, vx: Tensor, vy: Tensor) -> tuple[Tensor, Tensor]:
+    """Signed lateral offset ``l = (vy ex - vx ey) / |v| = n . (p - B(t))``, ``n = (-vy, vx) / |v|``, of the pixels
+    with ``e = B(t) - p`` from the curve with tangent ``v`` at ``t``, and ``|v|``."""
+    m = torch.sqrt(vx * vx + vy * vy + 1e-12)
+    return (vy * ex - vx * ey) / m, m
+
+
+def alpha(
+    q: Tensor, bi: Tensor, nb_x: int, soft: bool, sharpness: float, texture: Bristles | None = None
+) -> tuple[Tensor, Tensor]:
     """Alpha and closest-point parameter ``t*``, each ``(M, 64)``, of stroke ``q`` (M, 10) (in px) on the pixels
-    of block ``bi`` (M,)."""
+    of block ``bi`` (M,), plain or with a bristle ``texture``."""
     px, py = pixels(bi, nb_x, q.dtype)
     x0, y0, x1, y1, x2, y2, r0, r2, a0, a2 = (v[:, None] for v in q.unbind(-1))  # (M, 1) each
     t, d2 = closest(px, py, x0, y0, x1, y1, x2, y2)
-    cov = coverage(r0 + (r2 - r0) * t, torch.sqrt(d2 + 1e-12), soft, sharpness)[0]
-    return (a0 + (a2 - a0) * t) * cov, t
+    if texture is None:
+        cov = coverage(r0 + (r2 - r0) * t, torch.sqrt(d2 + 1e-12), soft, sharpness)[0]
+        return (a0 + (a2 - a0) * t) * cov, t
+    r = r0 + (r2 - r0) * t
+    cov = coverage(r, torch.sqrt(d2 + 1e-12), soft, sharpness)[0]
+    s = 1 - t
+    ex, ey = s * s * x0 + 2 * s * t * x1 + t * t * x2 - px, s * s * y0 + 2 * s * t * y1 + t * t * y2 - py
+    vx, vy = x1 - x0 + (x0 - 2 * x1 + x2) * t, y1 - y0 + (y0 - 2 * y1 + y2) * t  # B'(t) / 2
+    T = bristle(lateral(ex, ey, vx, vy)[0], r, loads(x2 - x0, y2 - y0, texture)[0], texture, soft, sharpness)[0]
+    return (a0 + (a2 - a0) * t) * (1 - texture.dry * t * t) * cov * T, t
 
 
-def alpha_only(q: Tensor, bi: Tensor, nb_x: int, soft: bool, sharpness: float) -> Tensor:
-    return alpha(q, bi, nb_x, soft, sharpness)[0]
+def alpha_only(
+    q: Tensor, bi: Tensor, nb_x: int, soft: bool, sharpness: float, texture: Bristles | None = None
+) -> Tensor:
+    return alpha(q, bi, nb_x, soft, sharpness, texture)[0]
 
 
-def alpha_grad(q: Tensor, bi: Tensor, nb_x: int, t: Tensor, grad: Tensor, soft: bool, sharpness: float) -> Tensor:
+def alpha_grad(
+    q: Tensor,
+    bi: Tensor,
+    nb_x: int,
+    t: Tensor,
+    grad: Tensor,
+    soft: bool,
+    sharpness: float,
+    texture: Bristles | None = None,
+) -> Tensor:
     """Gradient ``(M, 10)`` of ``(grad * alpha).sum()`` w.r.t. ``q``, given the closest points ``t`` of :func:`alpha`.
 
     ``alpha = a(t*) cov(r(t*), d)``. Moving the curve moves ``d`` directly (``d d / d P_k = w_k(t) e / d``
@@ -145,7 +272,9 @@ def alpha_grad(q: Tensor, bi: Tensor, nb_x: int, t: Tensor, grad: Tensor, soft: 
     change ``d`` to first order) and moves ``t*``, by the implicit-function theorem on
     ``g(t) = e . B'(t) / 2 = 0``: ``dt*/dP_k = -(w_k B'/2 + c_k e) / g'(t*)`` with ``c_k = d(B'/2)/dP_k``,
     which is the gradient of one Newton step from a converged ``t*``. At an end of the curve (an active
-    constraint) or where ``g'`` is tiny (the medial axis of a bent stroke) ``t*`` is held fixed.
+    constraint) or where ``g'`` is tiny (the medial axis of a bent stroke) ``t*`` is held fixed. A bristle
+    ``texture`` adds the fade ``1 - dry t^2`` and ``T(l(t*, P), r(t*), P2 - P0)``: ``l`` depends on ``t*`` and,
+    through ``e`` and the tangent ``v = B'(t*)/2``, on the points directly; the loads on the chord.
     """
     px, py = pixels(bi, nb_x, q.dtype)
     x0, y0, x1, y1, x2, y2, r0, r2, a0, a2 = (v[:, None] for v in q.unbind(-1))  # (M, 1) each
@@ -158,12 +287,35 @@ def alpha_grad(q: Tensor, bi: Tensor, nb_x: int, t: Tensor, grad: Tensor, soft: 
     d = torch.sqrt(ex * ex + ey * ey + 1e-12)
     op = a0 + (a2 - a0) * t
     cov, cov_r, cov_d = coverage(r0 + (r2 - r0) * t, d, soft, sharpness)
-    ga, gr, gd = grad * cov, grad * op * cov_r, grad * op * cov_d / d  # d/d opacity, radius, distance
     free = (t > 0) & (t < 1) & (g1 > 1e-4 * v2)
-    gt = torch.where(free, (ga * (a2 - a0) + gr * (r2 - r0)) / torch.where(free, g1, 1.0), 0.0)  # d/dt / g'
+    if texture is None:
+        ga, gr, gd = grad * cov, grad * op * cov_r, grad * op * cov_d / d  # d/d opacity, radius, distance
+        gt = torch.where(free, (ga * (a2 - a0) + gr * (r2 - r0)) / torch.where(free, g1, 1.0), 0.0)  # d/dt / g'
+        out = []
+        for wk, ck in zip(w, c):
+            out += [(gd * wk * ex - gt * (wk * vx + ck * ex)).sum(1), (gd * wk * ey - gt * (wk * vy + ck * ey)).sum(1)]
+        out += [(gr * s).sum(1), (gr * t).sum(1), (ga * s).sum(1), (ga * t).sum(1)]
+        return torch.stack(out, 1)
+    ax, ay = x0 - 2 * x1 + x2, y0 - 2 * y1 + y2  # d(B'/2)/dt
+    lat, m = lateral(ex, ey, vx, vy)
+    rho, rho_x, rho_y = loads(x2 - x0, y2 - y0, texture)
+    T, T_l, T_r, T_x, T_y = bristle(lat, r0 + (r2 - r0) * t, rho, texture, soft, sharpness, (rho_x, rho_y))
+    fade = 1 - texture.dry * t * t
+    g_all = grad * op * fade  # d alpha / d (cov T)
+    ga, gr, gd = grad * fade * cov * T, g_all * (cov_r * T + cov * T_r), g_all * cov_d * T / d
+    gl, gc = g_all * cov * T_l, g_all * cov  # d/dl; gc T_x: d/d chord
+    l_t = (ay * ex - ax * ey) / m - lat * (vx * ax + vy * ay) / (m * m)  # dl/dt at fixed points
+    dt_all = ga * (a2 - a0) + gr * (r2 - r0) + gl * l_t - grad * op * 2 * texture.dry * t * cov * T
+    gt = torch.where(free, dt_all / torch.where(free, g1, 1.0), 0.0)  # d/dt / g'
+    gm, gmm = gl / m, gl * lat / (m * m)  # dl/dP_k = (d(vy ex - vx ey)/dP_k) / m - lat (v . dv/dP_k) / m^2
     out = []
     for wk, ck in zip(w, c):
-        out += [(gd * wk * ex - gt * (wk * vx + ck * ex)).sum(1), (gd * wk * ey - gt * (wk * vy + ck * ey)).sum(1)]
+        out += [
+            (gd * wk * ex - gt * (wk * vx + ck * ex) + gm * (vy * wk - ck * ey) - gmm * vx * ck).sum(1),
+            (gd * wk * ey - gt * (wk * vy + ck * ey) + gm * (ck * ex - vx * wk) - gmm * vy * ck).sum(1),
+        ]
+    chord_x, chord_y = (gc * T_x).sum(1), (gc * T_y).sum(1)  # d/d(x2 - x0), d/d(y2 - y0)
+    out[0], out[1], out[4], out[5] = out[0] - chord_x, out[1] - chord_y, out[4] + chord_x, out[5] + chord_y
     out += [(gr * s).sum(1), (gr * t).sum(1), (ga * s).sum(1), (ga * t).sum(1)]
     return torch.stack(out, 1)
 

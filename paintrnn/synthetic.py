@@ -9,6 +9,10 @@ given ``torch.Generator`` (on the CPU) in a fixed order: the same generator stat
 
     >>> g = torch.Generator().manual_seed(0)
     >>> images = synthetic_strokes(8, size=32, generator=g)   # (8, 3, 32, 32) float in [0, 1]
+
+:func:`synthetic_photos` makes photo-like pictures instead (what the colour painter sees in a photo's patches):
+smooth shading over the whole picture, a few regions with their own shading and sharp or soft edges, fine
+texture at several scales, thin lines, sometimes a blur. :func:`synthetic_mixed` draws half of each kind.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from paintrnn.render import render_strokes
+from paintrnn.render import render_strokes, stroke_coverage
 
 PALETTE = 3
 """Base colours of one picture (a grey level plus a random amount of colour); each stroke's colour is one of
@@ -115,4 +119,101 @@ def synthetic_strokes(
     return images.clamp(0, 1)
 
 
-__all__ = ["gradient_background", "random_strokes", "synthetic_strokes"]
+def _palette(n: int, channels: int, generator: torch.Generator | None) -> Tensor:
+    """``(n, PALETTE, channels)`` colours of a photo-like palette: a grey level plus a random, mostly small amount
+    of colour (photos are less saturated than :func:`random_strokes`' pictures)."""
+    g = generator
+    grey, chroma = _rand(g, n, PALETTE, 1) * 0.9 + 0.05, _rand(g, n, PALETTE, 1) ** 2 * 0.6
+    return (grey + chroma * (_rand(g, n, PALETTE, channels) - 0.5)).clamp(0, 1)
+
+
+def smooth_fields(base: Tensor, size: int, generator: torch.Generator | None = None, spread: float = 0.35) -> Tensor:
+    """Smoothly shaded pictures ``(n, C, size, size)`` around the colours ``base`` ``(n, C)``: a random grid of
+    2-5 cells a side (each cell ``base`` moved by up to ``spread``, mostly in brightness) upsampled bicubically."""
+    n, C = base.shape
+    cells = int(torch.randint(2, 6, (1,), generator=generator))
+    light = (_rand(generator, n, 1, cells, cells) - 0.5) * spread  # (n, 1, g, g) shading
+    tint = (_rand(generator, n, C, cells, cells) - 0.5) * (spread * 0.4)  # a little colour change
+    grid = base[:, :, None, None] + light + tint
+    return F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def texture(n: int, channels: int, size: int, generator: torch.Generator | None = None) -> Tensor:
+    """Zero-mean texture ``(n, C, size, size)`` at three scales (cells of about 8, 3 and 1 px), each
+    with its own random amplitude (up to 0.05; none in a quarter of the pictures), mostly in brightness."""
+    g = generator
+    out = torch.zeros(n, channels, size, size)
+    for cells in (max(2, size // 8), max(2, size // 3), size):
+        amp = _rand(g, n, 1, 1, 1) * 0.05 * (_rand(g, n, 1, 1, 1) > 0.25).float()
+        grid = torch.randn(n, 1, cells, cells, generator=g) + 0.3 * torch.randn(n, channels, cells, cells, generator=g)
+        out = out + amp * F.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)
+    return out
+
+
+def _box_blur(images: Tensor, width: int) -> Tensor:
+    pad = width // 2
+    return F.avg_pool2d(F.pad(images, (pad, pad, pad, pad), mode="replicate"), width, stride=1)
+
+
+@torch.no_grad()
+def synthetic_photos(
+    n: int,
+    size: int = 32,
+    channels: int = 3,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """``n`` photo-like pictures ``(n, channels, size, size)``, float32 in [0, 1] on ``device``: a smoothly shaded
+    background (:func:`smooth_fields`), 1-6 regions (large random strokes, sorted large to small) each with its
+    own shading, their edges sharp or blurred by 3 or 5 px, :func:`texture`, 0-5 thin lines (0.5-1.5 px radius),
+    and 25% of the pictures blurred by a 3 px box. Deterministic under ``generator`` (a CPU one)."""
+    if n < 0:
+        raise ValueError(f"the number of pictures must be >= 0, got {n}")
+    if channels < 1 or size < 1:
+        raise ValueError(f"channels and size must be >= 1, got {channels} and {size}")
+    g, R, T = generator, 6, 5
+    palette = _palette(n, channels, g)  # (n, P, C)
+    images = smooth_fields(palette[:, 0], size, g)
+    regions = torch.arange(R)[None, :] < torch.randint(1, R + 1, (n, 1), generator=g)  # (n, R)
+    shapes, _ = random_strokes(n, (R, R), channels, size, g)  # (n, R, 10 + C) sorted large to small
+    radius = 0.06 + 0.3 * _rand(g, n, R)  # regions are large: 6-36% of the side
+    radius = radius.sort(1, descending=True).values
+    shapes[..., 6:8] = radius[..., None]
+    shapes[..., 8:10] = regions[..., None].float()
+    alpha = stroke_coverage(shapes, size, size, mode="hard", backend="eager")  # (n, R, S, S)
+    soft = _rand(g, n, R)
+    for j in range(R):
+        a = alpha[:, j : j + 1]
+        a = torch.where((soft[:, j] < 0.25)[:, None, None, None], _box_blur(a, 3), a)
+        a = torch.where((soft[:, j] > 0.85)[:, None, None, None], _box_blur(a, 5), a)
+        pick = torch.randint(PALETTE, (n,), generator=g)
+        colour = palette[torch.arange(n), pick] + (_rand(g, n, channels) - 0.5) * 0.3
+        images = images * (1 - a) + smooth_fields(colour.clamp(0, 1), size, g) * a
+    images = images + texture(n, channels, size, g)
+    lines, _ = random_strokes(n, (T, T), channels, size, g)
+    lines[..., 6:8] = ((0.5 + _rand(g, n, T)) / size)[..., None]
+    drawn = torch.arange(T)[None, :] < torch.randint(0, T + 1, (n, 1), generator=g)  # (n, T): 0-5 lines
+    lines[..., 8:10] = lines[..., 8:10] * drawn[..., None].float()
+    images = render_strokes(lines, images.clamp(0, 1), mode="hard", backend="eager")
+    blur = (_rand(g, n) < 0.25)[:, None, None, None]
+    images = torch.where(blur, _box_blur(images, 3), images)
+    return images.clamp(0, 1).to(device)
+
+
+def synthetic_mixed(
+    n: int,
+    size: int = 32,
+    channels: int = 3,
+    generator: torch.Generator | None = None,
+    count: tuple[int, int] = (4, 40),
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """``n`` pictures ``(n, channels, size, size)``: the first half (rounded down) :func:`synthetic_strokes`, the
+    rest :func:`synthetic_photos`, both drawn from ``generator`` in that order."""
+    half = n // 2
+    strokes = synthetic_strokes(half, size, channels, generator, count, device)
+    return torch.cat([strokes, synthetic_photos(n - half, size, channels, generator, device)])
+
+
+__all__ = ["gradient_background", "random_strokes", "smooth_fields", "synthetic_mixed", "synthetic_photos",
+           "synthetic_strokes", "texture"]  # fmt: skip

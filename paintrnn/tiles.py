@@ -10,13 +10,14 @@ passes over 50 M values. Here the same hard-mode picture is made for display and
 * a stroke's alpha is computed on the 8x8 blocks near it with the renderer's own kernel
   (:func:`paintrnn.stroke_kernels.alpha_only`, called with the *global* block indices, so every pixel sees
   exactly the numbers :func:`~paintrnn.render.render_strokes` would compute) and blended into those blocks in
-  place with the renderer's formula ``canvas + alpha (colour - canvas)``.
+  place with the renderer's formula ``canvas + alpha (colour - canvas)``; a brush ``texture``
+  (:class:`paintrnn.stroke_kernels.Bristles`) goes to that kernel as it goes to the renderer's.
 
 With ``backend="eager"`` the result equals ``render_strokes(strokes[None], background canvas, mode="hard",
-backend="eager")`` bit for bit. ``"compiled"`` runs the alpha kernel through ``torch.compile`` (about 8x faster
-on a CPU, a few seconds to compile once; alpha then differs from eager by float rounding, below 1e-4, as
-the renderer's own compiled backend does); ``"auto"`` compiles for pictures of 1024 x 1024 px or more. A
-failing compiler falls back to eager with a warning. Memory: one tile canvas, the strokes, and the
+backend="eager", texture=texture)`` bit for bit. ``"compiled"`` runs the alpha kernel through ``torch.compile``
+(about 8x faster on a CPU, a few seconds to compile once; alpha then differs from eager by float rounding,
+below 1e-4, as the renderer's own compiled backend does); ``"auto"`` compiles for pictures of 1024 x 1024 px
+or more. A failing compiler falls back to eager with a warning. Memory: one tile canvas, the strokes, and the
 temporaries of at most ``_CHUNK_PAIRS`` (stroke, block) alpha rows at a time, plus the output array.
 """
 
@@ -98,6 +99,7 @@ def composite_region(
     marks: Sequence[int] = (),
     on_mark: Callable[[int, Tensor], None] | None = None,
     backend: str = "eager",
+    texture: sk.Bristles | None = None,
 ) -> None:
     """Composite strokes, in order and in place, onto ``canvas`` (C, h, w): the region of a block-padded
     global canvas whose top-left block is ``origin`` = (block row, block column), ``h`` and ``w`` multiples of
@@ -105,7 +107,8 @@ def composite_region(
 
     ``prm`` (n, 10) is the strokes' geometry in *global* pixels (:func:`to_pixels`), ``colour`` (n, C). After
     the ``k``-th stroke, for each ``k`` in ``marks``, ``on_mark(k, canvas)`` is called (``k = 0`` before any).
-    ``backend``: ``"eager"`` or ``"compiled"`` alpha kernel (see the module docstring).
+    ``backend``: ``"eager"`` or ``"compiled"`` alpha kernel (see the module docstring); ``texture``: the brush
+    texture (``None``: plain strokes).
     """
     C, h, w = canvas.shape
     if h % sk.BLOCK or w % sk.BLOCK:
@@ -133,7 +136,7 @@ def composite_region(
         while k < p.shape[0]:  # strokes k..j-1 whose (stroke, block) pairs fit in one alpha chunk
             j = max(k + 1, int(np.searchsorted(ends, ends[k] + _CHUNK_PAIRS, side="right")) - 1)
             a0, a1 = int(ends[k]), int(ends[j])
-            alpha = _alpha(backend, p[si[a0:a1]], gb[a0:a1], nb_x, False, 1.0)  # (a1 - a0, 64)
+            alpha = _alpha(backend, p[si[a0:a1]], gb[a0:a1], nb_x, False, 1.0, texture)  # (a1 - a0, 64)
             for kk in range(k, j):
                 r0, r1 = int(ends[kk]), int(ends[kk + 1])
                 if r1 > r0:
@@ -161,12 +164,13 @@ def render_tiled(
     tile: int = TILE,
     dtype: type = np.float32,
     backend: str = "auto",
+    texture: sk.Bristles | None = None,
 ) -> np.ndarray:
     """Render ``(K, 10 + C)`` strokes (normalised, as :mod:`paintrnn.render`) onto a ``background`` colour at
     ``height x width``, tile by tile; returns ``(H, W, C)`` NumPy, float32 in [0, 1] or uint8 (``dtype``).
 
-    Computed on the strokes' device; ``render_strokes`` in hard mode, exactly with ``backend="eager"`` (see
-    the module docstring for ``"compiled"`` and ``"auto"``).
+    Computed on the strokes' device; ``render_strokes`` in hard mode (with the brush ``texture``), exactly with
+    ``backend="eager"`` (see the module docstring for ``"compiled"`` and ``"auto"``).
     """
     for name, value in (("height", height), ("width", width), ("tile", tile)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -175,6 +179,8 @@ def render_tiled(
         raise ValueError(f"tile must be a multiple of {sk.BLOCK}, got {tile}")
     if backend not in ("auto", "eager", "compiled"):
         raise ValueError(f"backend must be 'auto', 'eager' or 'compiled', got {backend!r}")
+    if texture is not None and not isinstance(texture, sk.Bristles):
+        raise ValueError(f"texture must be None or a paintrnn.stroke_kernels.Bristles, got {type(texture).__name__}")
     if backend == "auto":
         backend = "compiled" if height * width >= _AUTO_COMPILE_PIXELS else "eager"
     if dtype not in (np.float32, np.uint8):
@@ -195,17 +201,24 @@ def render_tiled(
             touch = (boxes[:, 2] >= x0) & (boxes[:, 0] <= x0 + w) & (boxes[:, 3] >= y0) & (boxes[:, 1] <= y0 + h)
             idx = touch.nonzero()[:, 0]  # in stroke order
             canvas = bg[:, None, None].expand(C, h, w).contiguous()
-            composite_region(canvas, prm[idx], colour[idx], (y0 // sk.BLOCK, x0 // sk.BLOCK), nb_x, backend=backend)
+            origin = (y0 // sk.BLOCK, x0 // sk.BLOCK)
+            composite_region(canvas, prm[idx], colour[idx], origin, nb_x, backend=backend, texture=texture)
             hh, ww = min(h, height - y0), min(w, width - x0)
             out[y0 : y0 + hh, x0 : x0 + ww] = _to_numpy(canvas[:, :hh, :ww], dtype)
     return out
 
 
 def render_frames(
-    strokes: Tensor, height: int, width: int, background: Sequence[float] | Tensor, marks: Sequence[int]
+    strokes: Tensor,
+    height: int,
+    width: int,
+    background: Sequence[float] | Tensor,
+    marks: Sequence[int],
+    texture: sk.Bristles | None = None,
 ) -> np.ndarray:
     """The picture after the first ``k`` strokes for each ``k`` in ``marks`` (sorted, unique, 0..K), as uint8
-    ``(F, H, W, C)``: one pass over the strokes on one canvas (meant for animation sizes, not for 4096 px)."""
+    ``(F, H, W, C)``: one pass over the strokes on one canvas (meant for animation sizes, not for 4096 px),
+    with the brush ``texture`` (``None``: plain strokes)."""
     strokes = clamp_strokes(strokes)
     C = strokes.shape[1] - len(STROKE_FIELDS)
     marks = sorted(set(int(k) for k in marks))
@@ -216,7 +229,8 @@ def render_frames(
     canvas = bg[:, None, None].expand(C, nb_y * sk.BLOCK, nb_x * sk.BLOCK).contiguous()
     frames: list[np.ndarray] = []
     grab = lambda k, c: frames.append(_to_numpy(c[:, :height, :width], np.uint8))  # noqa: ARG005
-    composite_region(canvas, to_pixels(strokes, height, width), strokes[:, 10:], (0, 0), nb_x, marks, grab)
+    prm = to_pixels(strokes, height, width)
+    composite_region(canvas, prm, strokes[:, 10:], (0, 0), nb_x, marks, grab, texture=texture)
     return np.stack(frames)
 
 

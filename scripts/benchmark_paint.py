@@ -8,8 +8,10 @@ registered) and per baseline, all in the same run:
 * ``mosaic``: as many square-ish cells as strokes, each its mean colour, upsampled bilinearly;
 * ``hill_climb``: fogleman's primitive with Bézier strokes, the same stroke count, given ``--hill-factor``
   times the fastest method's time on that photo and count (or ``--hill-seconds``);
-* ``random_opt``: the same number of random strokes on one canvas, optimised by Adam for as long as
-  ``agent+optimize`` took (``optimize`` when there is no agent).
+* ``random_opt``: the same number of random strokes, spread over the patches of the pyramid's finest grid
+  and optimised by Adam as batches of patches (:func:`paintrnn.photo_baselines.optimize_random`: the
+  optimiser of ``paint`` without the pyramid and the proposals) for as long as ``agent+optimize`` took
+  (``optimize`` when there is no agent).
 
 Columns: PSNR (dB), SSIM (11x11 Gaussian, per channel averaged; :mod:`paintrnn.image_metrics`), seconds per
 image, peak resident memory (MiB, the process's, reset before each row where Linux allows). Then: seconds
@@ -65,8 +67,8 @@ class BenchConfig:
     """Painting benchmark (see the module docstring)."""
 
     quick: bool = False
-    """One photo (astronaut) at 256 px, 100 and 250 strokes, 4-s hill climbing, a 1024-px render, the eager
-    renderer (no compilation): under a minute."""
+    """One photo (astronaut) at 256 px, 100 and 250 strokes, 20 Adam steps per batch, 4-s hill climbing, a
+    1024-px render, the eager renderer (no compilation): about a minute on an idle CPU."""
     photos: tuple[str, ...] = PHOTOS
     """scikit-image photos to paint."""
     size: int = 512
@@ -80,7 +82,8 @@ class BenchConfig:
     hill_seconds: float = 0.0
     """If > 0: hill climbing's time budget in seconds per image instead of --hill-factor."""
     random_opt: bool = True
-    """Also run Adam from random strokes on one canvas, for as long as the optimize method took."""
+    """Also run Adam from random strokes (on the finest grid of patches) for as long as agent+optimize took
+    (optimize without an agent)."""
     step_strokes: int = 1000
     """Strokes of the Adam-step timing (batched patches vs one canvas)."""
     step_size: int = 256
@@ -104,7 +107,7 @@ class BenchConfig:
         if not self.quick:
             return self
         return dataclasses.replace(
-            self, photos=("astronaut",), size=256, strokes=(100, 250), hill_seconds=4.0, step_strokes=256,
+            self, photos=("astronaut",), size=256, strokes=(100, 250), iters=20, hill_seconds=4.0, step_strokes=256,
             step_size=128, render_size=1024, render_strokes=1000, backend="eager",
         )  # fmt: skip
 
@@ -246,7 +249,7 @@ def big_render(n: int, size: int, seed: int, threads: int, backend: str) -> dict
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["photo", "method", "strokes", "size", "psnr", "ssim", "seconds", "peak_mib"]
+    cols = ["photo", "method", "strokes", "size", "psnr", "ssim", "seconds", "budget_s", "peak_mib"]
     widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
     for r in rows:
@@ -344,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 _, pic = optimize_random(target.to(device), n, seconds=method_seconds[ref], seed=cfg.seed,
                                          backend=cfg.backend)  # fmt: skip
-                rows.append(row(name, "random_opt", n, target, pic.cpu(), time.perf_counter() - t))
+                rows.append(row(name, "random_opt", n, target, pic.cpu(), time.perf_counter() - t,
+                                budget_s=round(method_seconds[ref], 1)))  # fmt: skip
                 print_progress(rows[-1])
     print()
     print_table(rows)

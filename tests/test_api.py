@@ -25,10 +25,13 @@ SHIPPED_CLASSES = {
     "texture": ("paintrnn.agents.texture", "TextureModel"),
     "glimpse": ("paintrnn.agents.glimpse", "RAM"),
     "painter-colour": ("paintrnn.agents.painter", "Painter"),
+    "doodler": ("paintrnn.agents.doodler", "Doodler"),
+    "digit-classifier": ("paintrnn.metrics", "DigitClassifier"),
 }
 FAMILY_LOADERS = {
-    kind: f"paintrnn.agents.{kind}:load_model" for kind in ("draw", "vae", "painter", "texture", "glimpse")
+    kind: f"paintrnn.agents.{kind}:load_model" for kind in ("draw", "vae", "painter", "texture", "glimpse", "doodler")
 }
+OTHER_LOADERS = {"digit-classifier": "paintrnn.metrics:load_classifier", "reading": "paintrnn.agents.dram:load_reader"}
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:
@@ -41,7 +44,15 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 
 
 def test_available_models_are_the_shipped_checkpoints():
-    assert paintrnn.available_models() == ["draw", "painter", "painter-colour", "texture", "glimpse"]
+    assert paintrnn.available_models() == [
+        "draw",
+        "painter",
+        "painter-colour",
+        "texture",
+        "glimpse",
+        "doodler",
+        "digit-classifier",
+    ]
     on_disk = sorted(p.stem for p in hub.CHECKPOINTS.glob("*.pt"))
     assert sorted(paintrnn.available_models()) == on_disk  # every file has a name, every name a file
 
@@ -92,7 +103,10 @@ def test_unknown_name_lists_the_names():
     with pytest.raises(ValueError) as exc:
         paintrnn.load("unicorn")
     message = one_line(exc)
-    assert "unknown model 'unicorn'" in message and "draw, painter, painter-colour, texture, glimpse" in message
+    assert (
+        "unknown model 'unicorn'" in message
+        and "draw, painter, painter-colour, texture, glimpse, doodler, digit-classifier" in message
+    )
 
 
 @pytest.mark.parametrize("relative", ["nope.pt", "runs/nope/checkpoint.pt", "runs/nope"])
@@ -138,7 +152,9 @@ def test_a_kind_without_a_loader_is_a_clear_error(tmp_path):
         paintrnn.load(tmp_path)
     message = one_line(exc)
     assert "no loader is registered for models of kind 'unicorn'" in message
-    assert "'paintrnn.models'" in message and "draw, glimpse, painter, texture, vae" in message
+    assert "'paintrnn.models'" in message and (
+        "digit-classifier, doodler, draw, glimpse, painter, reading, texture, vae" in message
+    )
 
 
 # --- the registry --------------------------------------------------------------------------------------------
@@ -207,7 +223,7 @@ def test_broken_loaders_are_clear_errors(tmp_path, toy_plugin):
 def test_the_installed_entry_points_are_pyprojects():
     tomllib = pytest.importorskip("tomllib")
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][hub.ENTRY_POINT_GROUP]
-    assert declared == FAMILY_LOADERS
+    assert declared == FAMILY_LOADERS | OTHER_LOADERS
     installed = {k: v.value for k, v in hub.registered_loaders().items() if v.value.startswith("paintrnn.")}
     assert installed == declared, "the installed metadata is stale: rerun `pip install -e .`"
 
@@ -271,7 +287,8 @@ def test_agents_export_the_models_and_load():
     import paintrnn.agents as agents
 
     for name, (module, cls) in SHIPPED_CLASSES.items():
-        assert getattr(agents, cls) is getattr(importlib.import_module(module), cls), name
+        if module.startswith("paintrnn.agents"):  # the digit classifier is a core building block (paintrnn.metrics)
+            assert getattr(agents, cls) is getattr(importlib.import_module(module), cls), name
     assert agents.VAE is importlib.import_module("paintrnn.agents.vae").VAE
     assert agents.load is paintrnn.load and agents.available_models is paintrnn.available_models
     assert {"DRAW", "VAE", "Painter", "TextureModel", "RAM", "load"} <= set(agents.__all__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -133,7 +134,7 @@ def test_shipped_checkpoints_are_small_and_load():
         load_any("unicorn")
 
 
-def test_gif_and_sample_for_every_shipped_kind(tmp_path):
+def test_gif_and_sample_for_every_shipped_kind(tmp_path, capsys):
     threads = torch.get_num_threads()
     for kind in FAMILIES:  # by name
         out = tmp_path / f"{kind}.gif"
@@ -145,8 +146,8 @@ def test_gif_and_sample_for_every_shipped_kind(tmp_path):
         assert main(["sample", str(checkpoint_path(kind)), "--out", str(png), "--n", "4"]) == 0  # by path
         image = np.asarray(Image.open(png))
         assert image.ndim >= 2 and image.std() > 0  # not a blank picture
-    with pytest.raises(ValueError, match="no sample grid"):
-        main(["sample", "glimpse", "--out", str(tmp_path / "g.png")])
+    assert main(["sample", "glimpse", "--out", str(tmp_path / "g.png")]) == 1  # a classifier: one clear line
+    assert "no sample grid for models of kind 'glimpse'" in capsys.readouterr().err
 
 
 def test_gif_into_a_folder_writes_the_full_set_for_draw(tmp_path):
@@ -167,22 +168,96 @@ def test_gif_and_sample_of_a_run_folder(tmp_path, monkeypatch):
     assert (tmp_path / "texture_samples.png").is_file()
 
 
-def test_bad_counts_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="must be >= 1"):
-        main(["gif", "texture", "--out", str(tmp_path / "t.gif"), "--n", "0"])
-    with pytest.raises(ValueError, match="must be >= 1"):
-        main(["sample", "draw", "--out", str(tmp_path / "d.png"), "--n", "-3"])
+def cli(argv: list[str], capsys) -> tuple[int, str]:
+    """``paintrnn ARGV`` in this process: its exit status (argparse's usage errors included) and its stderr."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
 
 
-def test_gif_of_a_foreign_file_is_a_clear_error(tmp_path):
+def test_bad_counts_are_usage_errors(tmp_path, capsys):
+    for argv in (["gif", "texture", "--out", str(tmp_path / "t.gif"), "--n", "0"],
+                 ["sample", "draw", "--out", str(tmp_path / "d.png"), "--n", "-3"],
+                 ["demo", "--threads", "-1"]):  # fmt: skip
+        code, err = cli(argv, capsys)
+        assert code == 2 and "usage: paintrnn" in err and "must be >= " in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_gif_of_a_foreign_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError):
-        main(["gif", str(bad)])
-    with pytest.raises(ValueError, match="unknown model 'unicorn'"):
-        main(["gif", "unicorn"])
+    for argv, message in (
+        (["gif", str(bad)], f"paintrnn gif: error: {bad} is not a paintrnn checkpoint"),
+        (["gif", "unicorn"], "paintrnn gif: error: unknown model 'unicorn'"),
+        (["sample", str(tmp_path / "missing.pt")], "paintrnn sample: error: no checkpoint at"),
+    ):
+        code, err = cli(argv, capsys)
+        assert code == 1 and err.startswith(message) and err.count("\n") == 1 and "--debug" in err
+    with pytest.raises(CheckpointError):  # --debug: the exception itself, with its traceback
+        main(["--debug", "gif", str(bad)])
+    monkeypatch.setenv("PAINTRNN_DEBUG", "1")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         main(["sample", str(tmp_path / "missing.pt")])
+
+
+def test_user_mistakes_are_one_line_on_stderr(tmp_path, capsys):
+    """The issue's list: nonexistent or non-checkpoint files, unwritable outputs, bad counts, unknown textures."""
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    cases = [
+        (["sample", "nothere.pt"], 1, "no checkpoint at nothere.pt"),
+        (["gif", str(readme)], 1, "is not a paintrnn checkpoint"),
+        (["sample", "draw", "--out", str(afile / "x.png")], 1, "is a file, not a folder"),
+        (["gif", "draw", "--out", str(afile / "gifs")], 1, "is a file, not a folder"),
+        (["demo", "--out", str(afile / "demo")], 1, "a_file"),
+        (["train", "draw", "--run-dir", str(afile / "run"), "--epochs", "1"], 1, "a_file"),
+        (["train", "texture", "--texture", "marble", "--iters", "1", "--run-dir", str(tmp_path / "t")], 1,
+         "unknown texture 'marble'"),
+        (["train", "texture", "--iters", "0"], 2, "--iters must be >= 1, got 0"),
+        (["train", "draw", "--batch-size", "0"], 2, "--batch-size must be >= 1, got 0"),
+        (["sample", "draw", "--n", "0"], 2, "--n must be >= 1, got 0"),
+    ]  # fmt: skip
+    for argv, status, message in cases:
+        code, err = cli(argv, capsys)
+        assert code == status and message in err and "Traceback" not in err, (argv, code, err)
+        assert err.count("\n") == 1 if status == 1 else err.strip().splitlines()[-1].startswith("paintrnn ")
+
+
+def test_the_console_command_prints_no_traceback_unless_debugging(tmp_path):
+    command = [sys.executable, "-m", "paintrnn", "sample", str(tmp_path / "nothere.pt")]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    env = {**os.environ, "PAINTRNN_DEBUG": "1"}
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "FileNotFoundError: no checkpoint at" in out.stderr
+
+
+@pytest.mark.parametrize("kind, n", [("draw", 10), ("painter", 8), ("texture", 16)])
+def test_sample_writes_a_roughly_square_grid(tmp_path, kind, n):
+    png = tmp_path / f"{kind}.png"
+    assert main(["sample", kind, "--n", str(n), "--out", str(png)]) == 0
+    width, height = Image.open(png).size
+    assert 0.5 <= width / height <= 2, (width, height)  # not one long row
+    assert max(width, height) <= 600
+
+
+def test_help_texts_name_paintrnn_commands_not_scripts(capsys):
+    """A wheel has no scripts/ folder: what `paintrnn ... --help` prints names `paintrnn` commands."""
+    for argv in (["--help"], ["train", "--help"], ["bench", "--help"], ["train", "painter"],
+                 *[["train", name, "--help"] for name in TRAIN if name != "painter"],
+                 *[["train", "painter", mode, "--help"] for mode in ("backprop", "ppo", "ddpg", "gan")]):  # fmt: skip
+        try:
+            main(argv)
+        except SystemExit:
+            pass
+        text = capsys.readouterr().out
+        assert text and "scripts/" not in text and "train_painter.py" not in text, (argv, text)
+        if argv[0] == "train" and argv[-1] == "--help":
+            assert text.startswith(f"usage: paintrnn train {' '.join(argv[1:-1])}"), text[:80]
 
 
 @pytest.fixture(scope="module")
@@ -241,10 +316,85 @@ def test_tiny_training_recipes_parse_into_valid_configs(tmp_path):
         assert str(tmp_path / kind) in (getattr(cfg, "out", None), getattr(cfg, "run_dir", None))
 
 
-def test_gif_of_a_whole_image_baseline_is_a_clear_error(tmp_path):
+def test_gif_of_a_whole_image_baseline_is_a_clear_error(tmp_path, capsys):
     from paintrnn.agents.glimpse_train import Config, build_model
 
     cfg = Config(model="mlp", hidden=16)
     save_checkpoint(tmp_path / "mlp.pt", kind="glimpse", config=cfg, model=build_model(cfg))
-    with pytest.raises(ValueError, match="whole-image 'mlp' baseline"):
-        main(["gif", str(tmp_path / "mlp.pt"), "--out", str(tmp_path / "x.gif")])
+    assert main(["gif", str(tmp_path / "mlp.pt"), "--out", str(tmp_path / "x.gif")]) == 1
+    assert "whole-image 'mlp' baseline" in capsys.readouterr().err
+
+
+def _flags(options: dict) -> list[str]:
+    """``{"num_envs": 4, "progress": True}`` -> ``["--num-envs", "4", "--progress"]``."""
+    argv = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        argv += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+    return argv
+
+
+def _tiny_runs() -> dict[str, tuple[list[str], str]]:
+    """Each trainer's ``paintrnn train`` options for a run of seconds, and the metric its progress bar shows."""
+    from paintrnn.agents.painter_ddpg import DDPGConfig
+    from paintrnn.agents.painter_ppo import PPOConfig
+
+    ppo = {**PPOConfig.quick(), "num_envs": 4, "canvas_size": 16, "eval_size": 8, "iters": 2, "log_every": 1}
+    return {
+        "draw": (["draw", "--preset", "tiny", "--data-source", "sample", "--train-images", "40", "--test-images", "20",
+                  "--batch-size", "20", "--epochs", "1", "--iwae-k", "2", "--log-every", "1"], "loss="),
+        "texture": (["texture", "--texture", "grass", "--crop", "8", "--batch-size", "2", "--iters", "3",
+                     "--log-every", "1", "--sample-size", "8", "--hidden", "6", "--head-hidden", "6",
+                     "--components", "3"], "train_bits_per_pixel="),
+        "glimpse": (["glimpse", "--data-source", "sample", "--epochs", "1", "--train-limit", "64", "--test-limit",
+                     "32", "--hidden", "16", "--glimpses", "2", "--no-gif"], "loss="),
+        "painter-backprop": (["painter", "backprop", "--data-source", "sample", "--iters", "2", "--canvas-size", "16",
+                              "--hidden", "16", "--width", "4", "--batch-size", "4", "--eval-size", "4",
+                              "--log-every", "1"], "loss="),
+        "painter-ppo": (["painter", "ppo", *_flags(ppo)], "policy_loss="),
+        "painter-ddpg": (["painter", "ddpg", *_flags({**DDPGConfig.quick(), "num_envs": 4, "batch_size": 4,
+                                                       "eval_size": 8, "iters": 2, "log_every": 1})], "critic_loss="),
+        "painter-gan": (["painter", "gan", *_flags({**ppo, "disc_width": 8})], "disc_loss="),
+    }  # fmt: skip
+
+
+SUMMARY = re.compile(r"^[\w-]+: (\S+=.*) \| run (\S+) \| \d+\.\d min$")
+"""The one summary line a trainer ends with: its final metrics, the run folder, the training time."""
+
+
+@pytest.mark.parametrize("name", list(_tiny_runs()))
+def test_every_trainer_shows_its_loss_and_ends_with_one_summary_line(name, tmp_path, capsys):
+    argv, shown = _tiny_runs()[name]
+    run_dir = tmp_path / name
+    assert main(["train", *argv, "--progress", "--threads", "1", "--run-dir", str(run_dir)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    summaries = [line for line in lines if SUMMARY.match(line)]
+    assert len(summaries) == 1 and summaries[0] == lines[-1], captured.out
+    metrics, folder = SUMMARY.match(lines[-1]).groups()
+    assert folder == str(run_dir) and re.search(r"(loss|bits_per_pixel|error_pct|nelbo|mse_\d+|return)=", metrics)
+    bar = captured.err.replace("\r", "\n")
+    assert re.search(rf"\b{shown}[-\d.e]+", bar), bar[-2000:]  # the progress bar's postfix shows the loss
+
+
+def test_draw_final_evaluation_is_scaled_to_the_run_stated_and_timed(tmp_path, capsys):
+    """A short run's final IWAE bound is scaled to its training (said on stderr and in eval.json), with a progress
+    bar and its ETA; ``--final-eval paper`` keeps the paper's evaluation on every test digit."""
+    import json
+
+    from paintrnn.agents.draw_train import SCALED_EVAL_MIN_IMAGES, TrainConfig, iwae_plan
+
+    base = ["train", "draw", "--preset", "tiny", "--data-source", "sample", "--train-images", "40", "--test-images",
+            "300", "--batch-size", "20", "--epochs", "1", "--threads", "1"]  # fmt: skip
+    assert main([*base, "--progress", "--run-dir", str(tmp_path / "scaled")]) == 0
+    err = capsys.readouterr().err.replace("\r", "\n")
+    report = json.loads((tmp_path / "scaled" / "eval.json").read_text())
+    assert report["iwae_images"] == SCALED_EVAL_MIN_IMAGES < report["test_images"] == 300
+    assert "scaled to the run's 40 training images" in report["final_eval"] and "--final-eval paper" in err
+    assert f"draw final evaluation: -ELBO on 300 test digits, IWAE k=50 on {SCALED_EVAL_MIN_IMAGES} of 300" in err
+    assert re.search(r"eval \+ iwae k=50: .*\[\d\d:\d\d<\d\d:\d\d", err), err[-1500:]  # elapsed<ETA
+    assert main([*base, "--final-eval", "paper", "--no-progress", "--run-dir", str(tmp_path / "paper")]) == 0
+    report = json.loads((tmp_path / "paper" / "eval.json").read_text())
+    assert report["iwae_images"] == 300 and "all 300 test digits (--final-eval paper)" in report["final_eval"]
+    assert iwae_plan(TrainConfig(), 12 * 60000, 10000)[0] == 10000  # a run of ~12 epochs: the paper's evaluation
+    assert iwae_plan(TrainConfig(iwae_images=1000), 40, 10000)[0] == 1000  # as the CPU rows of draw.json

@@ -40,7 +40,7 @@ def rollout(env, seed, actions):
 
 def test_every_id_is_registered():
     assert set(IDS) == {"paintrnn/Paint-v0", "paintrnn/PaintGrid-v0", "paintrnn/Draw-v0"}
-    assert set(paintrnn.envs.ENV_IDS) == set(IDS) | {"paintrnn/Glimpse-v0"}
+    assert set(paintrnn.envs.ENV_IDS) == set(IDS) | {"paintrnn/Glimpse-v0", "paintrnn/Read-v0"}
     for env_id in paintrnn.envs.ENV_IDS:
         spec = gym.spec(env_id)
         assert spec.entry_point and spec.vector_entry_point

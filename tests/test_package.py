@@ -119,6 +119,6 @@ def test_wheel_has_only_paintrnn_top_level(tmp_path):
     for model in paintrnn.available_models():
         assert f"paintrnn/assets/checkpoints/{model}.pt" in names
     loaders = dict(declared["paintrnn.models"])
-    assert set(loaders) == {"draw", "vae", "painter", "texture", "glimpse"}
+    assert set(loaders) == {"draw", "vae", "painter", "texture", "glimpse", "doodler", "digit-classifier", "reading"}
     assert all(value == f"paintrnn.agents.{kind}:load_model" for kind, value in loaders.items())
     assert declared["console_scripts"]["paintrnn"] == "paintrnn.agents.cli:main"

@@ -1,11 +1,13 @@
 """Image metrics (PSNR, SSIM) and the photo-painting baselines (mosaic, hill climbing, random optimisation)."""
 
 import math
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from paintrnn import photo_baselines
 from paintrnn.image_metrics import psnr, ssim
 from paintrnn.photo_baselines import hill_climb, mosaic, mosaic_grid, optimize_random
 from paintrnn.tiles import render_tiled
@@ -79,6 +81,46 @@ def test_hill_climbing_places_every_stroke_and_lowers_the_error():
     assert psnr(more, t) > psnr(pic, t)  # more mutation rounds climb higher
 
 
+def test_hill_climbing_keeps_to_a_small_time_budget_with_many_strokes():
+    t = _target(96, 128)
+    flat = t.mean((1, 2))[:, None, None].expand_as(t)
+    start = time.perf_counter()
+    strokes, pic = hill_climb(t, 300, seconds=1.5, seed=0)
+    took = time.perf_counter() - start
+    assert strokes.shape == (300, 13)
+    assert took <= 3 * 1.5 + 1.0  # it scored 32 candidates per stroke at least, whatever the budget (546 s for 30)
+    assert psnr(pic, t) > psnr(flat, t) + 3
+
+
+class _FakeClock:
+    """A clock that only moves when candidates are scored: 1 ms per candidate plus 0.5 ms per batch."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now, self.scored = 0.0, 0
+        best = photo_baselines._best
+
+        def scored(geo, canvas, target):
+            self.now += 0.0005 + 0.001 * len(geo)
+            self.scored += len(geo)
+            return best(geo, canvas, target)
+
+        monkeypatch.setattr(photo_baselines, "_clock", lambda: self.now)
+        monkeypatch.setattr(photo_baselines, "_best", scored)
+
+
+def test_hill_climbing_fits_its_candidates_to_the_budget_and_uses_a_large_one(monkeypatch):
+    t, n = _target(), 200
+    clock = _FakeClock(monkeypatch)
+    small = hill_climb(t, n, seconds=1.0, seed=0)[1]  # 5 ms a stroke: about 4 candidates each
+    assert clock.now <= 1.1
+    assert clock.scored >= 4 * n  # every stroke still scored min_candidates (4)
+    clock.now, clock.scored = 0.0, 0
+    large = hill_climb(t, n, seconds=20.0, seed=0)[1]  # 100 ms a stroke: 32 candidates and 2 mutation rounds
+    assert 16.0 <= clock.now <= 20.5  # it uses the time it is given
+    assert clock.scored >= 80 * n
+    assert psnr(large, t) > psnr(small, t)
+
+
 def test_random_optimisation_runs_to_its_time_budget():
     t = _target(32, 32)
     strokes, pic = optimize_random(t, 20, seconds=60.0, max_iters=15)
@@ -87,3 +129,24 @@ def test_random_optimisation_runs_to_its_time_budget():
     assert psnr(pic, t) > psnr(start, t) + 1
     again = torch.from_numpy(render_tiled(strokes, 32, 32, t.mean((1, 2)))).permute(2, 0, 1)
     assert torch.allclose(again, pic)
+
+
+def test_random_optimisation_works_on_patches_in_bounded_memory(monkeypatch):
+    """Random strokes go to the patches of the pyramid's finest grid, optimised a batch of patches at a time:
+    each Adam call renders far fewer stroke-pixels than all strokes on one picture-sized canvas would."""
+    t, n = _target(64, 64), 200
+    calls = []
+    optimise = photo_baselines.optimise_strokes
+
+    def recorded(params, theta, canvas, *args, **kwargs):
+        calls.append((tuple(theta.shape), tuple(canvas.shape)))
+        return optimise(params, theta, canvas, *args, **kwargs)
+
+    monkeypatch.setattr(photo_baselines, "optimise_strokes", recorded)
+    strokes, pic = optimize_random(t, n, seconds=60.0, max_iters=2)
+    assert strokes.shape == (n, 13)
+    assert len(calls) == 4  # the four parity classes of a 4 x 4 grid of 16-px patches
+    for (B, K, _), (_, _, h, w) in calls:
+        assert B * K * h * w <= n * 64 * 64 / 3  # one canvas: n * 64 * 64
+    again = torch.from_numpy(render_tiled(strokes, 64, 64, t.mean((1, 2)))).permute(2, 0, 1)
+    assert torch.allclose(again, pic, atol=1e-5)  # the strokes, in order, paint the picture

@@ -11,14 +11,23 @@ import numpy as np
 import pytest
 import torch
 from paintrnn.agents import painter_backprop as bp
-from paintrnn.agents.painter import Painter, PainterSpec, fit_colours, load_model, paint
+from paintrnn.agents.painter import (
+    Painter,
+    PainterSpec,
+    choose_strokes,
+    chord_coverage,
+    fit_colours,
+    load_model,
+    paint,
+)
 from paintrnn.agents.painter_targets import TargetSource, parse_targets, random_crops, start_canvases
 from PIL import Image
 
 import paintrnn
 from paintrnn.painting import PatchBatch
 from paintrnn.render import render_strokes
-from paintrnn.synthetic import synthetic_strokes
+from paintrnn.render import stroke_coverage as render_coverage
+from paintrnn.synthetic import synthetic_mixed, synthetic_photos, synthetic_strokes
 
 ASSETS = Path(paintrnn.__file__).parent / "assets"
 COLOUR = dict(channels=3, strokes_per_step=3, colour="fit", taper=False, radius_range=(0.015, 0.2),
@@ -84,6 +93,26 @@ def test_synthetic_targets_are_deterministic_in_range_and_varied():
         synthetic_strokes(2, 16, 3, count=(5, 2))
 
 
+def test_synthetic_photos_are_deterministic_smooth_and_varied():
+    a = synthetic_photos(16, 32, 3, torch.Generator().manual_seed(5))
+    assert a.shape == (16, 3, 32, 32) and a.dtype == torch.float32
+    assert torch.equal(a, synthetic_photos(16, 32, 3, torch.Generator().manual_seed(5)))
+    assert not torch.equal(a, synthetic_photos(16, 32, 3, torch.Generator().manual_seed(6)))
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+    assert float(a.std((1, 2, 3)).min()) > 0.01  # every picture has content
+    assert float((a[:, 0] - a[:, 1]).abs().mean()) > 0.01  # colour, not grey
+    # photo-like: neighbouring pixels are much closer than in a picture of independent pixels of the same spread
+    step = (a[..., 1:] - a[..., :-1]).abs().mean()
+    shuffled = a.flatten(2)[..., torch.randperm(32 * 32, generator=torch.Generator().manual_seed(0))].view_as(a)
+    assert float(step) < 0.5 * float((shuffled[..., 1:] - shuffled[..., :-1]).abs().mean())
+    mixed = synthetic_mixed(6, 16, 3, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    first = synthetic_strokes(3, 16, 3, g)
+    assert torch.equal(mixed[:3], first) and torch.equal(mixed[3:], synthetic_photos(3, 16, 3, g))
+    with pytest.raises(ValueError, match=">= 0"):
+        synthetic_photos(-1)
+
+
 def test_start_canvases_are_deterministic_partial_paintings():
     target = synthetic_strokes(32, 16, 3, torch.Generator().manual_seed(0))
     a = start_canvases(target, torch.Generator().manual_seed(3))
@@ -98,7 +127,7 @@ def test_start_canvases_are_deterministic_partial_paintings():
 
 def test_target_sources(tmp_path):
     assert parse_targets("folder:/x") == ("folder", Path("/x"))
-    with pytest.raises(ValueError, match="mnist, synthetic or folder"):
+    with pytest.raises(ValueError, match="mnist, synthetic, photos, mixed or folder"):
         parse_targets("imagenet")
     with pytest.raises(ValueError, match="--channels"):
         tiny_colour_config(tmp_path, channels=2)
@@ -117,6 +146,11 @@ def test_target_sources(tmp_path):
         TargetSource(f"folder:{tmp_path / 'empty'}", 3, 16)
     synthetic = TargetSource("synthetic", 3, 16)
     assert torch.equal(synthetic.eval_set(4), synthetic.eval_set(4))
+    for kind in ("photos", "mixed"):
+        source = TargetSource(kind, 3, 16)
+        x = source.batch(5, torch.Generator().manual_seed(0))
+        assert x.shape == (5, 3, 16, 16) and torch.equal(x, source.batch(5, torch.Generator().manual_seed(0)))
+        assert torch.equal(source.eval_set(3), source.eval_set(3))
     mnist = TargetSource("mnist", 3, 16, data_source="sample")
     assert mnist.batch(2, torch.Generator().manual_seed(0)).shape == (2, 3, 16, 16)
 
@@ -208,6 +242,60 @@ def test_propose_returns_n_strokes_inside_region_and_radius(n):
     painter.views = 1  # one view: nothing is chosen by the end result, so
     one, more = painter.propose(patches, n), painter.propose(patches, n + 2)
     assert torch.equal(more[:, :n], one)  # painting order: the first n strokes do not depend on n
+
+
+def test_propose_with_perturbed_candidates_is_deterministic_and_keeps_painting_order():
+    painter = Painter(PainterSpec(image_size=16, hidden=32, width=8, head="spatial", **COLOUR)).eval()
+    painter.views, painter.samples, painter.spread, painter.picks = 2, 3, 0.5, 2
+    patches = patch_batch(seed=2)
+    a, b = painter.propose(patches, 5), painter.propose(patches, 5)
+    assert torch.equal(a, b)  # the perturbations come from the proposer's own stream, not the batch's
+    assert torch.equal(painter.propose(patches, 7)[:, :5], a)
+    painter.samples = 0
+    assert not torch.equal(painter.propose(patches, 5), a)  # the perturbed candidates were chosen too
+
+
+def test_chord_coverage_is_the_renderers_for_straight_strokes():
+    g = torch.Generator().manual_seed(3)
+    strokes = torch.rand(2, 6, 13, generator=g)
+    strokes[..., 2:4] = (strokes[..., 0:2] + strokes[..., 4:6]) / 2  # straight: P1 midway
+    strokes[..., 6:8] = 0.03 + 0.1 * strokes[..., 6:7]
+    strokes[..., 9] = strokes[..., 8]
+    exact = render_coverage(strokes, 24, 24, mode="hard", backend="eager").flatten(2)
+    assert torch.allclose(chord_coverage(strokes, 24), exact, atol=1e-4)
+    bent = strokes.clone()
+    bent[..., 2:4] += 0.1  # bent: close, not equal
+    exact = render_coverage(bent, 24, 24, mode="hard", backend="eager").flatten(2)
+    assert float((chord_coverage(bent, 24) - exact).abs().mean()) < 0.02
+
+
+def test_choose_strokes_takes_the_best_candidate_in_its_least_squares_colour():
+    target = torch.full((1, 3, 16, 16), 0.5)
+    target[..., 4:12, 4:12] = torch.tensor([0.9, 0.2, 0.1])[:, None, None]  # a red square on grey
+    canvas = torch.full((1, 3, 16, 16), 0.5)
+    candidates = torch.tensor([
+        [0.1, 0.1, 0.15, 0.1, 0.2, 0.1, 0.05, 0.05, 1.0, 1.0, 0.0, 0.0, 0.0],  # a dot in the grey corner
+        [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.2, 0.2, 1.0, 1.0, 0.0, 0.0, 0.0],  # a disc on the square
+        [0.4, 0.5, 0.5, 0.5, 0.6, 0.5, 0.2, 0.2, 1.0, 1.0, 0.0, 0.0, 0.0],  # a short stroke on it
+    ])[None]  # fmt: skip
+    chosen, painted = choose_strokes(candidates, canvas, target, 2)
+    assert chosen.shape == (1, 2, 13)
+    assert torch.equal(chosen[0, 0, :10], candidates[0, 2, :10])  # it covers most of the square
+    red, green, blue = chosen[0, 0, 10:].tolist()
+    assert red > 0.85 and green < 0.3 and blue < 0.2  # the square's red (least squares: a little beyond it)
+    assert not torch.equal(chosen[0, 1, :10], chosen[0, 0, :10])  # never the same candidate twice
+    assert torch.allclose(painted, render_strokes(chosen, canvas), atol=1e-6)
+    assert float(((painted - target) ** 2).mean()) < float(((canvas - target) ** 2).mean())
+
+
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    bp.train_backprop(tiny_colour_config(tmp_path / "a", iters=2))
+    source = tmp_path / "a" / "run" / "checkpoint.pt"
+    tuned = bp.train_backprop(tiny_colour_config(tmp_path / "b", iters=2, init=str(source), lr=1e-9))
+    for x, y in zip(load_model(source).state_dict().values(), tuned.state_dict().values()):
+        assert torch.allclose(x, y, atol=1e-5)  # a vanishing learning rate: the weights it started from
+    with pytest.raises(ValueError, match="--init"):
+        bp.train_backprop(tiny_colour_config(tmp_path / "c", iters=2, init=str(source), hidden=16))
 
 
 def test_symmetric_views_undo_onto_the_patch():

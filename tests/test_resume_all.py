@@ -33,8 +33,22 @@ def _texture(run_dir):
 def _glimpse(run_dir):
     from paintrnn.agents.glimpse_train import Config, train
 
-    cfg = Config(data_source="sample", glimpses=3, glimpse_size=6, scales=2, hidden=32, epochs=4, batch_size=64,
-                 train_limit=256, test_limit=64, eval_every=2, shift=1, gif=False, progress=False, run_dir=run_dir)
+    cfg = Config(
+        data_source="sample",
+        glimpses=3,
+        glimpse_size=6,
+        scales=2,
+        hidden=32,
+        epochs=4,
+        batch_size=64,
+        train_limit=256,
+        test_limit=64,
+        eval_every=2,
+        shift=1,
+        gif=False,
+        progress=False,
+        run_dir=run_dir,
+    )
     return cfg, train
 
 
@@ -71,8 +85,33 @@ def _gan(run_dir):
     return GANConfig(run_dir=run_dir, device="cpu", **quick), train_gan
 
 
+def _doodle(run_dir):
+    from paintrnn.agents.doodle_train import DoodleConfig, train_doodle
+
+    quick = {**DoodleConfig.quick(), "iters": 6, "checkpoint_every": 2, "r1": 1.0, "disc_updates": 2}
+    return DoodleConfig(run_dir=run_dir, device="cpu", **quick), train_doodle
+
+
+def _digit_classifier(run_dir):
+    from paintrnn.agents.digit_classifier_train import ClassifierTrainConfig, train
+
+    cfg = ClassifierTrainConfig(run_dir=run_dir, data_source="sample", epochs=2, batch_size=500, width=4, features=8,
+                                eval_size=50, log_every=2, checkpoint_every=3, progress=False)  # fmt: skip
+    return cfg, train
+
+
+def _reading(run_dir):
+    from paintrnn.agents.dram import ReaderConfig, train
+
+    cfg = ReaderConfig(data_source="sample", min_digits=2, max_digits=3, width=96, hidden=16, batch_size=8, iters=6,
+                       log_every=2, checkpoint_every=2, eval_every=2, test_size=8, gif=False, progress=False,
+                       run_dir=run_dir)  # fmt: skip
+    return cfg, train
+
+
 TRAINERS = {"draw": _draw, "texture": _texture, "glimpse": _glimpse, "painter-backprop": _backprop, "painter-ppo": _ppo,
-            "painter-ddpg": _ddpg, "painter-gan": _gan}  # fmt: skip
+            "painter-ddpg": _ddpg, "painter-gan": _gan, "doodle": _doodle,
+            "digit-classifier": _digit_classifier, "reading": _reading}  # fmt: skip
 
 
 def _final_state(run_dir) -> dict:
@@ -107,7 +146,18 @@ def test_resume_after_a_kill_is_exact(name, tmp_path, killed_after_checkpoints):
     _assert_same(whole, _final_state(killed.run_dir), name)
 
 
-TRAIN_NAMES = ["draw", "texture", "glimpse", "painter backprop", "painter ppo", "painter ddpg", "painter gan"]
+TRAIN_NAMES = [
+    "draw",
+    "texture",
+    "glimpse",
+    "painter backprop",
+    "painter ppo",
+    "painter ddpg",
+    "painter gan",
+    "reading",
+    "doodle",
+    "classifier",
+]
 
 
 @pytest.mark.parametrize("name", TRAIN_NAMES)
@@ -129,4 +179,3 @@ def test_every_trainer_config_is_a_run_config():
         cfg, _ = make("unused")
         assert isinstance(cfg, RunConfig), name
         build_parser(type(cfg))  # builds
-

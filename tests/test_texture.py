@@ -33,7 +33,9 @@ def tiny_model(seed: int = 0, **kwargs) -> TextureModel:
 
 def test_neighbourhood_is_ride_half_window_when_slope_exceeds_radius():
     assert causal_offsets(2, 3) == [(-2, dj) for dj in range(-2, 3)] + [(-1, dj) for dj in range(-2, 3)] + [
-        (0, -2), (0, -1)]
+        (0, -2),
+        (0, -1),
+    ]
     assert (-1, 1) not in causal_offsets(2, 1) and (-2, 1) in causal_offsets(2, 1)  # anti-diagonal fronts
 
 
@@ -169,9 +171,21 @@ def test_tiny_training_beats_the_best_constant_and_resumes_exactly(tmp_path, mon
     image[:] = (np.sin(np.arange(48) / 2.0) * 60 + 128).astype(np.uint8)[None, :]
     image = (image + np.random.default_rng(0).integers(0, 6, image.shape)).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "stripes.png")
-    cfg = TrainConfig(texture=str(tmp_path / "stripes.png"), crop=12, batch_size=4, iters=100, lr=3e-2,
-                      log_every=10, checkpoint_every=20, holdout=0.25, eval_every=30, sample_size=8, progress=False,
-                      run_dir=str(tmp_path / "run"), **TINY)
+    cfg = TrainConfig(
+        texture=str(tmp_path / "stripes.png"),
+        crop=12,
+        batch_size=4,
+        iters=100,
+        lr=3e-2,
+        log_every=10,
+        checkpoint_every=20,
+        holdout=0.25,
+        eval_every=30,
+        sample_size=8,
+        progress=False,
+        run_dir=str(tmp_path / "run"),
+        **TINY,
+    )
     model, summary = train(cfg)
     _, counts = np.unique(image, return_counts=True)
     entropy = -(counts / counts.sum() * np.log2(counts / counts.sum())).sum()  # best i.i.d. model
@@ -208,9 +222,33 @@ def test_tiny_training_beats_the_best_constant_and_resumes_exactly(tmp_path, mon
 
 
 def test_command_line_trains_and_writes_gifs(tmp_path, capsys):
-    assert main(["--iters", "2", "--crop", "8", "--batch-size", "2", "--hidden", "4", "--head-hidden", "4",
-          "--components", "2", "--sample-size", "8", "--gifs", "--no-progress", "--run-dir", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.startswith(f"texture: iters=2 resumed_from=0 | run {tmp_path} | ")
+    assert (
+        main(
+            [
+                "--iters",
+                "2",
+                "--crop",
+                "8",
+                "--batch-size",
+                "2",
+                "--hidden",
+                "4",
+                "--head-hidden",
+                "4",
+                "--components",
+                "2",
+                "--sample-size",
+                "8",
+                "--gifs",
+                "--no-progress",
+                "--run-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.startswith("texture: iters=2 resumed_from=0 train_bits_per_pixel=") and f" | run {tmp_path} | " in out
     for name in ("sampling.gif", "inpainting.gif", "samples.png"):
         assert (tmp_path / name).stat().st_size > 0
 
@@ -292,8 +330,23 @@ def test_shipped_checkpoint_loads_and_scores_its_texture():
 
 
 def tiny_config(tmp_path, **kwargs) -> TrainConfig:
-    return TrainConfig(**{**dict(texture="grass", crop=8, batch_size=2, iters=6, log_every=2, checkpoint_every=2,
-                                 sample_size=8, progress=False, run_dir=str(tmp_path / "run"), **TINY), **kwargs})
+    return TrainConfig(
+        **{
+            **dict(
+                texture="grass",
+                crop=8,
+                batch_size=2,
+                iters=6,
+                log_every=2,
+                checkpoint_every=2,
+                sample_size=8,
+                progress=False,
+                run_dir=str(tmp_path / "run"),
+                **TINY,
+            ),
+            **kwargs,
+        }
+    )
 
 
 def test_run_options_come_first_and_old_flags_still_work(tmp_path, capsys):
@@ -321,8 +374,9 @@ def test_resume_checks_settings_and_a_moved_run_folder_resumes(tmp_path):
     with pytest.raises(CheckpointError, match="hidden: 6 -> 7"):
         train(tiny_config(tmp_path, hidden=7))
     os.rename(tmp_path / "run", tmp_path / "moved")
-    _, summary = train(tiny_config(tmp_path, run_dir=str(tmp_path / "moved"), gifs=True, sample_size=9,
-                                   eval_every=3, resume="must"))  # allowed changes
+    _, summary = train(
+        tiny_config(tmp_path, run_dir=str(tmp_path / "moved"), gifs=True, sample_size=9, eval_every=3, resume="must")
+    )  # allowed changes
     assert summary["resumed_from"] == 6 and load_checkpoint(tmp_path / "moved" / "checkpoint.pt")["step"] == 6
     _, summary = train(tiny_config(tmp_path, run_dir=str(tmp_path / "moved"), iters=8, resume="force"))
     assert summary["resumed_from"] == 6 and load_checkpoint(tmp_path / "moved" / "checkpoint.pt")["step"] == 8

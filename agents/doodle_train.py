@@ -1,0 +1,369 @@
+"""Doodling by backprop: train the :class:`~paintrnn.agents.doodler.Doodler` as a GAN generator through the renderer.
+
+Each iteration doodles a batch of noise (``steps`` steps of ``k`` strokes, soft renderer at ``canvas_size``) and
+takes one step of each player:
+
+* the discriminator (:class:`Critic`: spectral-normalised convolutions and the minibatch standard deviation,
+  which lets it see a batch of look-alike doodles) learns to tell MNIST training digits, resized to the
+  canvas, from the doodles' final canvases, with the hinge loss (or the non-saturating one, ``--loss``), plus
+  an optional R1 penalty on the real digits (``--r1``);
+* the doodler follows the discriminator's gradient, backpropagated through the canvas, the soft renderer and
+  every step of the recurrent painter to the noise: ``-D(G(z))`` (hinge) or ``softplus(-D(G(z)))``
+  (non-saturating), weighted by ``--adversarial``. No reinforcement learning: the renderer is exact and
+  differentiable.
+
+A plain GAN doodler (``--recon 0``) collapsed in our runs: every noise drew the same doodle (a good "7" after 400
+iterations), and a mode-seeking term (``--diversity``, :func:`spread`) only bought variety of place, not of
+digit. So by default the doodler is also the decoder of a VAE-GAN (Larsen et al. 2016): a small encoder
+(:class:`DigitEncoder`) maps other real digits to noise, from which the doodler must redraw them
+(``--recon``: L2 plus L2 of 4x pooled images, :func:`redraw_loss`), and a KL term (``--kl``) keeps the encoded
+noise near N(0, 1), where the doodles are drawn from. Every digit must then have its noise, so no class is
+dropped, and the discriminator keeps the doodles of prior noise looking like digits.
+
+An exponential moving average of the doodler's weights (``--ema-decay``) is what is evaluated, exported and
+loaded. At every checkpoint (``--quality``) the average draws ``--eval-size`` doodles (hard renderer, 64 px) that
+:func:`paintrnn.metrics.sample_quality` measures against the MNIST test digits (Fréchet distance ``fd``, the
+smallest predicted-class fraction, the mean confidence); the checkpoint with the lowest ``fd`` so far is kept
+as ``best.pt`` beside ``checkpoint.pt``, and the GIF of doodles stroke by stroke is redrawn (``doodles.gif``).
+Noise and real digits come from generators seeded by the iteration, so a run resumed from its checkpoint
+repeats the uninterrupted one exactly. One process (no DDP).
+
+    python scripts/train_doodle.py --steps 2 --iters 3000 --run-dir runs/doodle-10 --data-dir /path/to/data
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from paintrnn.agents.doodler import KIND, Doodler, DoodlerSpec, doodle_frames
+from paintrnn.agents.painter_train import PainterRunConfig, due, mnist_digits
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from paintrnn.config import parse_config
+from paintrnn.media import save_grid, write_gif
+from paintrnn.run import Run, RunLockedError, lr_schedule, start_run
+from paintrnn.training import EMA, CheckpointError, NonFiniteLossError, keep_freed_memory, plot_metrics
+
+
+@dataclass(frozen=True)
+class DoodleConfig(PainterRunConfig):
+    """Train the doodler (noise -> recurrent painter -> soft renderer) as a GAN generator by backpropagation."""
+
+    run_dir: str = "runs/doodle"
+    checkpoint_every: int = 250
+    data_source: Literal["auto", "full", "sample"] = "auto"
+    """MNIST files to use: full, the bundled sample, or full when present (auto)."""
+    eval_size: int = 2000
+    """Doodles measured by paintrnn.metrics at every checkpoint (with --quality)."""
+    quality: bool = True
+    """Measure the doodles' sample quality at every checkpoint and keep the best as best.pt (needs the shipped
+    digit classifier of paintrnn.metrics)."""
+    batch_size: int = 32
+    """Doodles from the prior (and real digits) per iteration; as many more are encoded and redrawn (--recon)."""
+    z_size: int = 64
+    """Noise dimensions."""
+    lr: float = 2e-4
+    """Doodler Adam learning rate (peak; linear decay to lr_final x lr)."""
+    disc_lr: float = 2e-4
+    """Discriminator Adam learning rate (same schedule)."""
+    lr_final: float = 0.25
+    """Fraction of each learning rate left at the last iteration."""
+    betas: tuple[float, float] = (0.0, 0.9)
+    """Adam betas of both players."""
+    loss: Literal["hinge", "non-saturating"] = "hinge"
+    """GAN loss."""
+    adversarial: float = 1.0
+    """Weight of the discriminator's verdict in the doodler's loss."""
+    recon: float = 20.0
+    """Weight of the redrawing term (VAE-GAN): real digits are encoded to noise, which the doodler must redraw
+    (L2, plus L2 of 4x average-pooled images); 0: a plain GAN, no encoder."""
+    kl: float = 0.001
+    """Weight of the KL divergence of the encoder's noise from N(0, 1) (keeps prior noise drawing digits)."""
+    encoder_width: int = 32
+    """Channels of the encoder's first convolution (--recon)."""
+    r1: float = 0.0
+    """R1 penalty weight on the discriminator's gradient at real digits (0: spectral norm alone)."""
+    diversity: float = 1.0
+    """Weight of the mode-seeking term (after Mao et al. 2019): the doodler's loss adds ``log(min_spread / r)``
+    while its spread ``r`` (:func:`spread`) is below ``min_spread`` (0: off)."""
+    min_spread: float = 0.1
+    """Spread below which the mode-seeking term acts (MNIST digits paired with N(0, 1) noise: 0.144); above it
+    only the discriminator counts (rewarding spread itself made scribbles)."""
+    disc_width: int = 32
+    """Channels of the discriminator's first convolution."""
+    disc_updates: int = 1
+    """Discriminator steps per doodler step (each on fresh noise and digits)."""
+    grad_clip: float = 10.0
+    """Gradient norm clip of the doodler."""
+    sharpness: float = 2.0
+    """Soft renderer edge sharpness (per pixel) in training."""
+    render_backend: Literal["auto", "eager", "compiled"] = "auto"
+    """Renderer backend of training (evaluation renders hard, eager)."""
+    ema_decay: float = 0.999
+    """Decay of the weight average that is evaluated and exported."""
+    radius_range: tuple[float, float] = (0.01, 0.1)
+    """Brush radius range, a fraction of the canvas side."""
+    opacity_range: tuple[float, float] = (0.0, 1.0)
+    """Stroke opacity range."""
+    taper: bool = True
+    """Strokes may change radius and opacity along their length."""
+    action_noise: bool = False
+    """Add learned-scale Gaussian noise to every step's stroke actions (the RL policy's sampling, reparametrised)."""
+    gifs: bool = True
+    """Redraw doodles.gif and doodles.png at every checkpoint."""
+
+    RESUME_MAY_CHANGE: ClassVar[frozenset[str]] = PainterRunConfig.RESUME_MAY_CHANGE | {
+        "render_backend",
+        "gifs",
+        "quality",
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("batch_size", "z_size", "disc_width", "disc_updates", "encoder_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.eval_size < 2 or self.r1 < 0 or self.diversity < 0 or self.min_spread <= 0:
+            raise ValueError("need --eval-size >= 2, --r1 >= 0, --diversity >= 0 and --min-spread > 0")
+        if min(self.adversarial, self.recon, self.kl) < 0 or self.adversarial == self.recon == 0:
+            raise ValueError("need --adversarial, --recon, --kl >= 0 and --adversarial or --recon > 0")
+        if not 0 < self.lr_final <= 1 or not 0 <= self.ema_decay < 1:
+            raise ValueError("need 0 < --lr-final <= 1 and 0 <= --ema-decay < 1")
+        if self.loss not in ("hinge", "non-saturating"):
+            raise ValueError(f"--loss must be hinge or non-saturating, got {self.loss!r}")
+
+    def spec(self) -> DoodlerSpec:
+        return DoodlerSpec(canvas_size=self.canvas_size, strokes_per_step=self.strokes_per_step, steps=self.steps,
+                           z_size=self.z_size, hidden=self.hidden, width=self.width, radius_range=self.radius_range,
+                           opacity_range=self.opacity_range, taper=self.taper,
+                           action_noise=self.action_noise)  # fmt: skip
+
+    @staticmethod
+    def quick() -> dict:
+        """Overrides for a smoke run of a few seconds (tests, ``benchmark --quick``)."""
+        return {**PainterRunConfig.quick(), "canvas_size": 16, "batch_size": 8, "z_size": 8, "disc_width": 8,
+                "encoder_width": 4, "quality": False, "gifs": False, "data_source": "sample"}  # fmt: skip
+
+
+class Critic(nn.Module):
+    """The discriminator: spectral-normalised 4x4 stride-2 convolutions (``S -> S/2 -> S/4 -> S/8``), then the
+    minibatch standard deviation (ProGAN) as one more channel, so that a batch of look-alike doodles is told from
+    a batch of varied digits, a 3x3 convolution, mean pooling and a linear score: ``(B, 1, S, S) -> (B,)``."""
+
+    def __init__(self, width: int = 32, group: int = 4) -> None:
+        super().__init__()
+        self.group = group
+        chans = [1, width, 2 * width, 4 * width]
+        layers: list[nn.Module] = []
+        for i in range(3):
+            layers += [spectral_norm(nn.Conv2d(chans[i], chans[i + 1], 4, 2, 1)), nn.LeakyReLU(0.2)]
+        self.conv = nn.Sequential(*layers)
+        self.last = spectral_norm(nn.Conv2d(4 * width + 1, 4 * width, 3, 1, 1))
+        self.out = spectral_norm(nn.Linear(4 * width, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv(x)  # (B, C, s, s)
+        B, C, H, W = h.shape
+        g = math.gcd(B, self.group)  # group size: samples whose spread is measured together
+        std = h.view(g, B // g, C, H, W).std(0, unbiased=False).mean((1, 2, 3))  # (B // g,) one per group column
+        extra = std.view(1, B // g, 1, 1, 1).expand(g, B // g, 1, H, W).reshape(B, 1, H, W)
+        h = F.leaky_relu(self.last(torch.cat([h, extra], 1)), 0.2)
+        return self.out(h.mean((2, 3))).squeeze(-1)
+
+
+class DigitEncoder(nn.Module):
+    """q(z | x): two stride-2 convolutions and a linear layer, ``(B, 1, S, S)`` -> mean and log-variance ``(B, z)``."""
+
+    def __init__(self, z_size: int, size: int, width: int = 32) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2)
+        )  # fmt: skip
+        self.out = nn.Linear(2 * width * (size // 4) ** 2, 2 * z_size)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_var = self.out(self.conv(x * 2 - 1).flatten(1)).chunk(2, -1)
+        return mean, log_var.clamp(-10, 5)
+
+
+def redraw_loss(doodle: Tensor, target: Tensor) -> Tensor:
+    """L2 between ``(B, 1, S, S)`` doodles and the digits they redraw, plus L2 of 4x average-pooled images
+    (a gradient for strokes that do not yet overlap the digit), as the backprop painter's."""
+    pooled = F.mse_loss(F.avg_pool2d(doodle, 4), F.avg_pool2d(target, 4)) if doodle.shape[-1] >= 8 else 0.0
+    return F.mse_loss(doodle, target) + pooled
+
+
+def disc_loss(d_real: Tensor, d_fake: Tensor, kind: str) -> Tensor:
+    """The discriminator's loss on its ``(B,)`` scores of real and generated images."""
+    if kind == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def gen_loss(d_fake: Tensor, kind: str) -> Tensor:
+    """The doodler's loss on the discriminator's ``(B,)`` scores of its doodles."""
+    return -d_fake.mean() if kind == "hinge" else F.softplus(-d_fake).mean()
+
+
+def spread(fake: Tensor, z: Tensor) -> Tensor:
+    """How far doodles move with their noise: the mean absolute difference of the two halves of a batch of
+    canvases ``(B, 1, S, S)`` over that of their noise ``(B, z)`` (0 when every noise gives the same doodle)."""
+    h = len(z) // 2
+    if h == 0:
+        return fake.new_ones(())
+    return (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
+
+
+def real_batch(digits: Tensor, n: int, size: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    """``n`` random uint8 digits ``(N, 1, 28, 28)`` as float canvases ``(n, 1, size, size)`` in [0, 1]."""
+    idx = torch.randint(len(digits), (n,), generator=generator)
+    x = digits[idx].to(device).float() / 255
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
+
+
+@torch.no_grad()
+def evaluate(doodler: Doodler, n: int, seed: int = 12345) -> dict[str, float]:
+    """Sample quality of ``n`` doodles (hard renderer, 64 px, noise seeded by ``seed``): ``fd``,
+    ``min_class_fraction`` and ``confidence``."""
+    from paintrnn.metrics import sample_quality
+
+    q = sample_quality(doodler.sample(n, 64, torch.Generator().manual_seed(seed)))
+    return {"fd": q.fd, "min_class_fraction": q.min_class_fraction, "confidence": q.mean_confidence}
+
+
+def write_pictures(run: Run, doodler: Doodler) -> None:
+    """``doodles.gif`` (16 doodles stroke by stroke) and ``doodles.png`` (the last frame) in the run folder."""
+    frames = doodle_frames(doodler, 16)
+    write_gif(run.dir / "doodles.gif", frames, duration_ms=150, hold_last_ms=1500)
+    save_grid(run.dir / "doodles.png", frames[-1][None], nrow=1)
+
+
+def train_doodle(cfg: DoodleConfig) -> Doodler:
+    """Train (or resume) a doodler; returns its weight average (rank 0 writes ``run_dir/checkpoint.pt``)."""
+    with start_run(cfg, kind=KIND) as run:
+        doodler = Doodler(cfg.spec()).to(run.device)
+        disc = Critic(cfg.disc_width).to(run.device)
+        encoder = DigitEncoder(cfg.z_size, cfg.canvas_size, cfg.encoder_width).to(run.device) if cfg.recon else None
+        params = [*doodler.parameters(), *(encoder.parameters() if encoder is not None else ())]
+        opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
+        disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=cfg.betas)
+        ema = EMA(doodler, cfg.ema_decay) if cfg.ema_decay else None
+        ckpt = run.resume(doodler, opt)
+        best = float("inf")
+        if ckpt is not None:
+            extra = ckpt["extra"]
+            disc.load_state_dict(extra["disc"])
+            if encoder is not None:
+                encoder.load_state_dict(extra["encoder"])
+            disc_opt.load_state_dict(extra["disc_opt"])
+            if ema is not None:
+                ema.load_state_dict(extra["ema"])
+            best = float(extra.get("best_fd", best))
+        shown = ema.model if ema is not None else doodler
+        digits = mnist_digits("train", cfg.data_dir, cfg.data_source)  # (N, 1, 28, 28) uint8
+        row: dict[str, float] = {}
+        running: list[tuple[float, ...]] = []
+        for it in run.progress(range(run.start, cfg.iters), total=cfg.iters, desc="doodle"):
+            frac = it / cfg.iters
+            opt.param_groups[0]["lr"] = lr_schedule(frac, cfg.lr, cfg.lr * cfg.lr_final, shape="linear")
+            disc_opt.param_groups[0]["lr"] = lr_schedule(frac, cfg.disc_lr, cfg.disc_lr * cfg.lr_final, shape="linear")
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)  # this iteration's noise and digits
+            for _ in range(cfg.disc_updates):
+                z = doodler.noise(cfg.batch_size, gen)
+                fake = doodler(z, cfg.sharpness, cfg.render_backend)  # (B, 1, S, S)
+                real = real_batch(digits, cfg.batch_size, cfg.canvas_size, gen, run.device)
+                real_in = (real * 2 - 1).requires_grad_(cfg.r1 > 0)
+                d_real, d_fake = disc(real_in), disc(fake.detach() * 2 - 1)
+                d_loss = disc_loss(d_real, d_fake, cfg.loss)
+                if cfg.r1 > 0:
+                    (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+                    d_loss = d_loss + cfg.r1 / 2 * grad.pow(2).flatten(1).sum(1).mean()
+                run.check_finite(d_loss, it)
+                disc_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                disc_opt.step()
+            g_loss = gen_loss(disc(fake * 2 - 1), cfg.loss)  # the last doodles, judged by the updated critic
+            r = spread(fake, z)
+            loss = cfg.adversarial * g_loss + cfg.diversity * F.relu(torch.log(cfg.min_spread / (r + 1e-6)))
+            rec = kl = torch.zeros(())
+            if encoder is not None:  # redraw other digits from their encoded noise
+                target = real_batch(digits, cfg.batch_size, cfg.canvas_size, gen, run.device)
+                mean, log_var = encoder(target)  # (B, z) each
+                eps = doodler.noise(len(mean), gen)  # (B, noise_size): the posterior's draw, then any action noise
+                z_post = mean + (0.5 * log_var).exp() * eps[:, : cfg.z_size]
+                redrawn = doodler(torch.cat([z_post, eps[:, cfg.z_size :]], 1), cfg.sharpness, cfg.render_backend)
+                rec = redraw_loss(redrawn, target)
+                kl = 0.5 * (mean**2 + log_var.exp() - 1 - log_var).sum(1).mean()
+                loss = loss + cfg.recon * rec + cfg.kl * kl
+            run.check_finite(loss, it)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            if ema is not None:
+                ema.update(doodler, it)
+            running.append((d_loss.item(), g_loss.item(), d_real.mean().item(), d_fake.mean().item(), r.item(),
+                            rec.item(), kl.item()))  # fmt: skip
+            done = it + 1
+            checkpoint = due(done, cfg.checkpoint_every, cfg.iters)
+            if checkpoint or due(done, cfg.log_every, cfg.iters):
+                names = ("disc_loss", "gen_loss", "d_real", "d_fake", "spread", "redraw_loss", "kl")
+                row = {
+                    k: float(v)
+                    for k, v in zip(names, np.mean(running, axis=0))
+                    if encoder is not None or k not in names[5:]
+                }
+                running = []
+                if checkpoint and cfg.quality and run.is_main:
+                    with run.paused():
+                        row.update(evaluate(shown, cfg.eval_size))
+                run.log(done, **row)
+            if checkpoint:
+                improved = "fd" in row and row["fd"] < best
+                best = min(best, row.get("fd", best))
+                extra = {"spec": dataclasses.asdict(doodler.spec), "disc": disc.state_dict(),
+                         "disc_opt": disc_opt.state_dict(), "best_fd": best,
+                         **({"encoder": encoder.state_dict()} if encoder is not None else {}),
+                         **({"ema": ema.state_dict(), "ema_decay": ema.decay} if ema is not None else {})}  # fmt: skip
+                modules = {"discriminator": disc, **({"ema": ema.model} if ema is not None else {}),
+                           **({"encoder": encoder} if encoder is not None else {})}  # fmt: skip
+                run.save(done, doodler, opt, extra=extra, modules=modules)
+                if run.is_main:
+                    with run.paused():
+                        if improved:
+                            shutil.copyfile(run.checkpoint_path, run.dir / "best.pt")
+                        plot_metrics(run.dir / "metrics.jsonl", run.dir / "curves.png")
+                        if cfg.gifs:
+                            write_pictures(run, shown)
+        shown.train_config, shown.trained_iters = dataclasses.asdict(cfg), max(run.start, cfg.iters)
+        if run.is_main:
+            result = {k: v for k, v in row.items() if k in ("fd", "min_class_fraction", "confidence", "gen_loss")}
+            print(run.summary(iters=shown.trained_iters, strokes=doodler.spec.strokes, **result))
+        return shown.eval()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``train_doodle [options]``: 0 when training ends; 1, with a one-line message, when a loss turned NaN or the
+    run folder cannot be resumed or is in use."""
+    cfg = parse_config(DoodleConfig, argv, prog="paintrnn train doodle")
+    keep_freed_memory()
+    try:
+        train_doodle(cfg)
+    except (NonFiniteLossError, CheckpointError, RunLockedError) as exc:
+        print(f"train_doodle: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
