@@ -30,13 +30,15 @@ from paintrnn.hub import checkpoint_path
 from paintrnn.media import image_grid, to_uint8, write_gif
 from paintrnn.training import load_checkpoint, resolve_device
 
-FAMILIES = ("draw", "painter", "texture", "glimpse")
+FAMILIES = ("draw", "painter", "doodler", "texture", "glimpse")
 """The model families of the demo page, each shipped under its own name (:func:`paintrnn.available_models`)."""
 CAPTIONS = {
     "draw": "DRAW (Gregor et al. 2015) drawing 16 digits from its prior in T steps; red boxes are the write "
     "attention windows of each step.",
     "painter": "The stroke painter (trained by backpropagation through the soft renderer) redrawing 8 test "
     "digits stroke by stroke; each canvas is shown beside its target.",
+    "doodler": "The doodler (the recurrent stroke painter as a generator, trained by backpropagation through the "
+    "soft renderer) drawing 16 digits from noise, stroke by stroke.",
     "texture": "A spatial LSTM (RIDE, Theis & Bethge 2015) synthesising two 64x64 grass textures, one "
     "anti-diagonal front of pixels at a time.",
     "glimpse": "The recurrent attention model (RAM, Mnih et al. 2014) reading 4 test digits through 8x8 "
@@ -97,6 +99,10 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
 
         n = n or 8
         return episode_frames(model, painter_targets(model, n), int(cfg.get("steps", 2)), n, 64, nrow=2, scale=2), 200.0
+    if loaded.family == "doodler":
+        from paintrnn.agents.doodler import doodle_frames
+
+        return doodle_frames(model, n or 16, 64, seed=seed, scale=2), 150.0
     if loaded.family == "texture":
         from paintrnn.agents.texture import sampling_frames
 
@@ -125,7 +131,7 @@ def gif_frames(loaded: Loaded, n: int | None = None, seed: int = 0) -> tuple[np.
 @torch.no_grad()
 def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
     """One PNG-ready uint8 grid of ``n`` final results, about as wide as high: DRAW prior samples, painted digits
-    (each beside its target) or 64 x 64 texture samples."""
+    (each beside its target), doodles or 64 x 64 texture samples."""
     if n < 1:
         raise ValueError(f"n (images in the grid) must be >= 1, got {n}")
     model = loaded.model
@@ -141,6 +147,9 @@ def sample_grid(loaded: Loaded, n: int = 64, seed: int = 0) -> np.ndarray:
             nrow = int(np.ceil(np.sqrt(n / 2)))  # each cell is a canvas beside its target: twice as wide as high
         steps = int(loaded.config.get("steps", 2))
         return episode_frames(model, painter_targets(model, n), steps, n, 64, nrow=nrow, scale=1, seed=seed)[-1]
+    if loaded.family == "doodler":
+        doodles = model.sample(n, 64, torch.Generator().manual_seed(seed))[:, 0]  # (n, 64, 64)
+        return image_grid(to_uint8(doodles.cpu().numpy()), nrow, 2)
     if loaded.family == "texture":
         from paintrnn.agents.texture import sample
 
@@ -154,6 +163,9 @@ TINY = {
              "--iwae-k 0 --eval-every 8 --threads 1 --resume never --run-dir"),
     "painter": ("painter backprop", "--canvas-size 32 --iters 300 --batch-size 32 --hidden 128 --data-source sample "
                 "--eval-size 64 --run-dir"),
+    "doodler": ("doodle", "--steps 1 --iters 200 --batch-size 32 --z-size 16 --hidden 128 --lr 1e-3 --betas 0.9 0.999 "
+                "--adversarial 0 --teacher painter --prior-components 10 --prior-fit-size 2000 --data-source sample "
+                "--checkpoint-every 200 --no-quality --no-gifs --run-dir"),
     "texture": ("texture", "--texture grass --flips hv --hidden 16 --head-hidden 16 --iters 120 --crop 16 "
                 "--batch-size 8 --sample-size 32 --resume never --run-dir"),
     "glimpse": ("glimpse", "--epochs 8 --hidden 128 --lr 3e-3 --data-source sample --eval-every 8 --no-gif --run-dir"),
@@ -219,8 +231,9 @@ def write_page(out: Path, gifs: dict[str, Path], source: str, command: str, seco
 def run_demo(
     out: str | Path = "paintrnn-demo", train: bool = False, device: str = "cpu", progress: bool = True
 ) -> dict[str, Path]:
-    """Write ``draw.gif``, ``painter.gif``, ``texture.gif``, ``glimpse.gif`` and ``index.html`` into ``out``
-    from the shipped checkpoints (or from tiny models trained first when ``train``); returns the paths."""
+    """Write one GIF per family (``draw.gif``, ``painter.gif``, ``doodler.gif``, ``texture.gif``, ``glimpse.gif``)
+    and ``index.html`` into ``out`` from the shipped checkpoints (or from tiny models trained first when ``train``);
+    returns the paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

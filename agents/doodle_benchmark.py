@@ -137,6 +137,15 @@ def write_pictures(folder: str | Path, name: str, frames: np.ndarray) -> list[Pa
     return [gif, save_grid(folder / f"{name}.png", frames[-1][None], nrow=1)]
 
 
+def recipe_of(config: dict[str, Any], prior_components: int) -> str:
+    """How a backprop doodler was trained, in a few words: its teacher, prior and discriminator weight."""
+    parts = [f"teacher {config['teacher']}"] if config.get("teacher") else []
+    parts.append(f"{prior_components}-Gaussian prior" if prior_components else "N(0, 1) prior")
+    adversarial = config.get("adversarial", 1.0)
+    parts.append(f"discriminator x{adversarial:g}" if adversarial else "no discriminator")
+    return ", ".join(parts)
+
+
 def budget_of(path: Path, ckpt: dict) -> dict[str, Any]:
     """Training budget of a checkpoint: iterations, minutes (its metrics log or clock), device, sizes."""
     config = ckpt.get("config", {})
@@ -239,10 +248,11 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         doodler = load_doodler(path, device)
         q = sample_quality(doodler.sample(n, 64, gen(10 + i)))
         strokes = doodler.spec.strokes
-        label = f"backprop doodler, {strokes} strokes"
+        recipe = recipe_of(doodler.train_config, doodler.spec.prior_components)
+        label = f"backprop doodler, {strokes} strokes ({recipe})"
         b = budget_of(path, load_checkpoint(path))
         rows.append(row_of(label, q, time.time() - t0, kind="backprop", strokes=strokes, model=str(name),
-                           iterations=b["iterations"], train_minutes=b.get("minutes")))  # fmt: skip
+                           recipe=recipe, iterations=b["iterations"], train_minutes=b.get("minutes")))  # fmt: skip
         budget[f"{label} ({name})"] = b
         if cfg.pictures:
             write_pictures(cfg.pictures, f"doodle_backprop_{strokes}", doodle_frames(doodler, 16))
@@ -293,14 +303,15 @@ def targets_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_table(result: dict[str, Any]) -> str:
     """The rows and targets as text."""
-    lines = [f"{'row':<62} {'FD':>9} {'min class':>9} {'conf':>6} {'n':>6} {'train min':>9}"]
+    w = max(len(r["name"]) for r in result["rows"])  # the widest row name
+    lines = [f"{'row':<{w}} {'FD':>9} {'min class':>9} {'conf':>6} {'n':>6} {'train min':>9}"]
     for r in result["rows"]:
         if r.get("fd") is None:
-            lines.append(f"{r['name']:<62} {'-':>9}  ({r.get('note', '')})")
+            lines.append(f"{r['name']:<{w}} {'-':>9}  ({r.get('note', '')})")
             continue
         minutes = r.get("train_minutes")
         shown = f"{minutes:.1f}" if minutes is not None else "-"
-        lines.append(f"{r['name']:<62} {r['fd']:9.2f} {r['min_class_fraction']:9.3f} {r['confidence']:6.3f} "
+        lines.append(f"{r['name']:<{w}} {r['fd']:9.2f} {r['min_class_fraction']:9.3f} {r['confidence']:6.3f} "
                      f"{r['n']:>6} {shown:>9}")  # fmt: skip
     for t in result["targets"]:
         lines.append(

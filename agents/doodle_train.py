@@ -45,12 +45,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from paintrnn.agents.doodler import KIND, Doodler, DoodlerSpec, doodle_frames
+from paintrnn.agents.painter import Painter, PainterSpec, paint
 from paintrnn.agents.painter_train import PainterRunConfig, due, mnist_digits
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from paintrnn.config import parse_config
+from paintrnn.hub import load
 from paintrnn.media import save_grid, write_gif
+from paintrnn.mixture import GaussianMixture, fit_gaussian_mixture
 from paintrnn.run import Run, RunLockedError, lr_schedule, start_run
 from paintrnn.training import EMA, CheckpointError, NonFiniteLossError, keep_freed_memory, plot_metrics
 
@@ -119,6 +122,17 @@ class DoodleConfig(PainterRunConfig):
     """Strokes may change radius and opacity along their length."""
     action_noise: bool = False
     """Add learned-scale Gaussian noise to every step's stroke actions (the RL policy's sampling, reparametrised)."""
+    teacher: str = ""
+    """A conditional painter that paints every encoded digit too; the doodler's redrawing then also matches its
+    strokes (--stroke-weight): "painter" (the shipped MNIST painter), a painter checkpoint's path, or empty
+    (pixels only). Needs --recon > 0 and the teacher's strokes per step."""
+    stroke_weight: float = 100.0
+    """Weight of the squared difference between the redrawn digit's strokes and the teacher's (--teacher)."""
+    prior_components: int = 0
+    """Gaussian-mixture components of the prior, fitted at every checkpoint to the encoder's noise of real
+    digits (needs --recon > 0); 0: doodles from N(0, 1)."""
+    prior_fit_size: int = 20000
+    """Training digits encoded to fit the prior (--prior-components)."""
     gifs: bool = True
     """Redraw doodles.gif and doodles.png at every checkpoint."""
 
@@ -126,11 +140,12 @@ class DoodleConfig(PainterRunConfig):
         "render_backend",
         "gifs",
         "quality",
+        "prior_fit_size",
     }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("batch_size", "z_size", "disc_width", "disc_updates", "encoder_width"):
+        for name in ("batch_size", "z_size", "disc_width", "disc_updates", "encoder_width", "prior_fit_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.eval_size < 2 or self.r1 < 0 or self.diversity < 0 or self.min_spread <= 0:
@@ -139,6 +154,10 @@ class DoodleConfig(PainterRunConfig):
             raise ValueError("need --adversarial, --recon, --kl >= 0 and --adversarial or --recon > 0")
         if not 0 < self.lr_final <= 1 or not 0 <= self.ema_decay < 1:
             raise ValueError("need 0 < --lr-final <= 1 and 0 <= --ema-decay < 1")
+        if (self.teacher or self.prior_components) and not self.recon:
+            raise ValueError("--teacher and --prior-components need the encoder: set --recon > 0")
+        if self.prior_components < 0 or self.stroke_weight < 0:
+            raise ValueError("need --prior-components >= 0 and --stroke-weight >= 0")
         if self.loss not in ("hinge", "non-saturating"):
             raise ValueError(f"--loss must be hinge or non-saturating, got {self.loss!r}")
 
@@ -146,7 +165,7 @@ class DoodleConfig(PainterRunConfig):
         return DoodlerSpec(canvas_size=self.canvas_size, strokes_per_step=self.strokes_per_step, steps=self.steps,
                            z_size=self.z_size, hidden=self.hidden, width=self.width, radius_range=self.radius_range,
                            opacity_range=self.opacity_range, taper=self.taper,
-                           action_noise=self.action_noise)  # fmt: skip
+                           action_noise=self.action_noise, prior_components=self.prior_components)  # fmt: skip
 
     @staticmethod
     def quick() -> dict:
@@ -224,11 +243,39 @@ def spread(fake: Tensor, z: Tensor) -> Tensor:
     return (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
 
 
+def resize_digits(digits: Tensor, size: int, device: torch.device) -> Tensor:
+    """uint8 digits ``(n, 1, 28, 28)`` as float canvases ``(n, 1, size, size)`` in [0, 1] on ``device``."""
+    x = digits.to(device).float() / 255
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
+
+
 def real_batch(digits: Tensor, n: int, size: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """``n`` random uint8 digits ``(N, 1, 28, 28)`` as float canvases ``(n, 1, size, size)`` in [0, 1]."""
-    idx = torch.randint(len(digits), (n,), generator=generator)
-    x = digits[idx].to(device).float() / 255
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
+    return resize_digits(digits[torch.randint(len(digits), (n,), generator=generator)], size, device)
+
+
+def load_teacher(name: str, strokes_per_step: int, device: torch.device) -> Painter | None:
+    """The frozen conditional painter named by ``--teacher`` (``None`` for an empty name), checked to paint grey
+    continuous strokes, ``strokes_per_step`` a step, as the doodler does."""
+    if not name:
+        return None
+    painter = load("painter" if name == "painter" else name, device)
+    ps = getattr(painter, "spec", None)
+    fits = isinstance(ps, PainterSpec) and ps.conditional and ps.channels == 1 and ps.action == "continuous"
+    if not fits or ps.strokes_per_step != strokes_per_step:
+        raise ValueError(f"--teacher {name} must be a conditional grey continuous painter of {strokes_per_step} "
+                         "strokes per step (--strokes-per-step)")  # fmt: skip
+    return painter.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def fit_prior(encoder: DigitEncoder, digits: Tensor, cfg: DoodleConfig, device: torch.device) -> GaussianMixture:
+    """The doodler's mixture prior: ``--prior-components`` Gaussians fitted to the encoder's mean noise of the
+    first ``--prior-fit-size`` training digits (seeded by ``--seed``)."""
+    x = digits[: cfg.prior_fit_size]
+    codes = torch.cat([encoder(resize_digits(x[i : i + 1000], cfg.canvas_size, device))[0]
+                       for i in range(0, len(x), 1000)])  # fmt: skip
+    return fit_gaussian_mixture(codes, cfg.prior_components, generator=torch.Generator().manual_seed(cfg.seed))
 
 
 @torch.no_grad()
@@ -270,41 +317,56 @@ def train_doodle(cfg: DoodleConfig) -> Doodler:
                 ema.load_state_dict(extra["ema"])
             best = float(extra.get("best_fd", best))
         shown = ema.model if ema is not None else doodler
+        teacher = load_teacher(cfg.teacher, cfg.strokes_per_step, run.device)
         digits = mnist_digits("train", cfg.data_dir, cfg.data_source)  # (N, 1, 28, 28) uint8
         row: dict[str, float] = {}
-        running: list[tuple[float, ...]] = []
+        running: list[dict[str, float]] = []
         for it in run.progress(range(run.start, cfg.iters), total=cfg.iters, desc="doodle"):
             frac = it / cfg.iters
             opt.param_groups[0]["lr"] = lr_schedule(frac, cfg.lr, cfg.lr * cfg.lr_final, shape="linear")
             disc_opt.param_groups[0]["lr"] = lr_schedule(frac, cfg.disc_lr, cfg.disc_lr * cfg.lr_final, shape="linear")
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + it)  # this iteration's noise and digits
-            for _ in range(cfg.disc_updates):
-                z = doodler.noise(cfg.batch_size, gen)
-                fake = doodler(z, cfg.sharpness, cfg.render_backend)  # (B, 1, S, S)
-                real = real_batch(digits, cfg.batch_size, cfg.canvas_size, gen, run.device)
-                real_in = (real * 2 - 1).requires_grad_(cfg.r1 > 0)
-                d_real, d_fake = disc(real_in), disc(fake.detach() * 2 - 1)
-                d_loss = disc_loss(d_real, d_fake, cfg.loss)
-                if cfg.r1 > 0:
-                    (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
-                    d_loss = d_loss + cfg.r1 / 2 * grad.pow(2).flatten(1).sum(1).mean()
-                run.check_finite(d_loss, it)
-                disc_opt.zero_grad(set_to_none=True)
-                d_loss.backward()
-                disc_opt.step()
-            g_loss = gen_loss(disc(fake * 2 - 1), cfg.loss)  # the last doodles, judged by the updated critic
-            r = spread(fake, z)
-            loss = cfg.adversarial * g_loss + cfg.diversity * F.relu(torch.log(cfg.min_spread / (r + 1e-6)))
-            rec = kl = torch.zeros(())
-            if encoder is not None:  # redraw other digits from their encoded noise
-                target = real_batch(digits, cfg.batch_size, cfg.canvas_size, gen, run.device)
+            parts: dict[str, float] = {}
+            loss = torch.zeros((), device=run.device)
+            if cfg.adversarial:  # one step of the discriminator, then its verdict on the doodles of prior noise
+                for _ in range(cfg.disc_updates):
+                    z = doodler.noise(cfg.batch_size, gen)
+                    fake = doodler(z, cfg.sharpness, cfg.render_backend)  # (B, 1, S, S)
+                    real = real_batch(digits, cfg.batch_size, cfg.canvas_size, gen, run.device)
+                    real_in = (real * 2 - 1).requires_grad_(cfg.r1 > 0)
+                    d_real, d_fake = disc(real_in), disc(fake.detach() * 2 - 1)
+                    d_loss = disc_loss(d_real, d_fake, cfg.loss)
+                    if cfg.r1 > 0:
+                        (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+                        d_loss = d_loss + cfg.r1 / 2 * grad.pow(2).flatten(1).sum(1).mean()
+                    run.check_finite(d_loss, it)
+                    disc_opt.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    disc_opt.step()
+                g_loss = gen_loss(disc(fake * 2 - 1), cfg.loss)  # the last doodles, judged by the updated critic
+                r = spread(fake, z)
+                loss = cfg.adversarial * g_loss + cfg.diversity * F.relu(torch.log(cfg.min_spread / (r + 1e-6)))
+                parts.update(disc_loss=d_loss.item(), gen_loss=g_loss.item(), d_real=d_real.mean().item(),
+                             d_fake=d_fake.mean().item(), spread=r.item())  # fmt: skip
+            if encoder is not None:  # redraw other digits from their encoded noise (and as the teacher paints them)
+                chosen = digits[torch.randint(len(digits), (cfg.batch_size,), generator=gen)]
+                target = resize_digits(chosen, cfg.canvas_size, run.device)
                 mean, log_var = encoder(target)  # (B, z) each
-                eps = doodler.noise(len(mean), gen)  # (B, noise_size): the posterior's draw, then any action noise
-                z_post = mean + (0.5 * log_var).exp() * eps[:, : cfg.z_size]
-                redrawn = doodler(torch.cat([z_post, eps[:, cfg.z_size :]], 1), cfg.sharpness, cfg.render_backend)
-                rec = redraw_loss(redrawn, target)
+                eps = torch.randn(len(mean), doodler.spec.noise_size, generator=gen).to(run.device)
+                z_post = mean + (0.5 * log_var).exp() * eps[:, : cfg.z_size]  # then any action noise
+                canvases, strokes = doodler.unroll(torch.cat([z_post, eps[:, cfg.z_size :]], 1),
+                                                   sharpness=cfg.sharpness, backend=cfg.render_backend)  # fmt: skip
+                rec = redraw_loss(canvases[-1], target)
                 kl = 0.5 * (mean**2 + log_var.exp() - 1 - log_var).sum(1).mean()
                 loss = loss + cfg.recon * rec + cfg.kl * kl
+                parts.update(redraw_loss=rec.item(), kl=kl.item())
+                if teacher is not None:
+                    with torch.no_grad():
+                        shown_to_teacher = resize_digits(chosen, teacher.spec.image_size, run.device)
+                        _, taught = paint(teacher, shown_to_teacher, cfg.steps)  # (B, K, 11)
+                    match = F.mse_loss(strokes, taught)  # (B, K, 11) stroke parameters each
+                    loss = loss + cfg.stroke_weight * match
+                    parts["stroke_loss"] = match.item()
             run.check_finite(loss, it)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -312,18 +374,17 @@ def train_doodle(cfg: DoodleConfig) -> Doodler:
             opt.step()
             if ema is not None:
                 ema.update(doodler, it)
-            running.append((d_loss.item(), g_loss.item(), d_real.mean().item(), d_fake.mean().item(), r.item(),
-                            rec.item(), kl.item()))  # fmt: skip
+            running.append(parts)
             done = it + 1
             checkpoint = due(done, cfg.checkpoint_every, cfg.iters)
             if checkpoint or due(done, cfg.log_every, cfg.iters):
-                names = ("disc_loss", "gen_loss", "d_real", "d_fake", "spread", "redraw_loss", "kl")
-                row = {
-                    k: float(v)
-                    for k, v in zip(names, np.mean(running, axis=0))
-                    if encoder is not None or k not in names[5:]
-                }
+                row = {k: float(np.mean([p[k] for p in running])) for k in running[0]}
                 running = []
+                if checkpoint and encoder is not None and cfg.prior_components:
+                    with run.paused():  # the prior of the doodles that are measured and saved
+                        mixture = fit_prior(encoder, digits, cfg, run.device)
+                        for model in {id(doodler): doodler, id(shown): shown}.values():
+                            model.set_prior(mixture)
                 if checkpoint and cfg.quality and run.is_main:
                     with run.paused():
                         row.update(evaluate(shown, cfg.eval_size))

@@ -10,6 +10,10 @@ doodle is in ``z``, so the whole map ``z -> strokes -> canvas`` is one different
 renderer, and a discriminator's gradient reaches every stroke: :mod:`paintrnn.agents.doodle_train` trains it by
 backpropagation, with no reinforcement learning (SPIRAL's RL doodler had no differentiable renderer).
 
+``z`` comes from N(0, 1), or, with ``prior_components``, from a Gaussian mixture fitted after training to the noise
+that the trainer's encoder gives real digits (:mod:`paintrnn.mixture`): the doodles then stay where the doodler
+learnt to draw digits, and every kind of digit keeps its share.
+
 Strokes re-render at any size: :meth:`Doodler.sample` draws doodles with the hard renderer at 64 px (what the
 benchmark measures), :meth:`Doodler.unroll` renders with the soft renderer at the training size, and
 :func:`doodle_frames` gives the stroke-by-stroke frames of a grid of doodles for GIFs. :func:`load_model` rebuilds
@@ -29,6 +33,7 @@ from paintrnn.agents.painter import Painter, PainterSpec, coord_channels, prepar
 from torch import Tensor, nn
 
 from paintrnn.media import grid_frames
+from paintrnn.mixture import GaussianMixture
 from paintrnn.render import render_strokes
 from paintrnn.training import inference_weights, load_checkpoint
 
@@ -62,11 +67,16 @@ class DoodlerSpec:
     """Also add Gaussian noise to every step's stroke actions (before ``tanh``), scaled by the painter's learned
     ``exp(log_std)``: the RL policy's sampling, reparametrised so that it stays differentiable. The noise vector
     then holds ``z_size + steps * k * 11`` numbers."""
+    prior_components: int = 0
+    """Components of the Gaussian-mixture prior over ``z`` (fitted after training to the encoded noise of real
+    digits, :meth:`Doodler.set_prior`); 0: doodles are drawn from N(0, 1)."""
 
     def __post_init__(self) -> None:
         for name in ("canvas_size", "strokes_per_step", "steps", "z_size", "hidden", "width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DoodlerSpec.{name} must be >= 1, got {getattr(self, name)}")
+        if self.prior_components < 0:
+            raise ValueError(f"DoodlerSpec.prior_components must be >= 0, got {self.prior_components}")
 
     @property
     def strokes(self) -> int:
@@ -97,15 +107,42 @@ class Doodler(nn.Module):
         head = self.painter.mean_head  # the policy's near-constant start would make every doodle the same:
         nn.init.normal_(head.weight, std=2 / math.sqrt(spec.hidden))  # strokes follow the noise from the start
         nn.init.uniform_(head.bias, -0.5, 0.5)
+        K, Z = spec.prior_components, spec.z_size
+        if K:  # the mixture prior, N(0, 1) in every component until set_prior fits it
+            self.register_buffer("prior_log_weights", torch.full((K,), -math.log(K)))
+            self.register_buffer("prior_means", torch.zeros(K, Z))
+            self.register_buffer("prior_chol", torch.eye(Z).expand(K, Z, Z).clone())
         self.train_config: dict = {}
         """The training config it came from (a checkpoint's ``config``), {} when untrained."""
         self.trained_iters = 0
         """Training iterations done (a checkpoint's ``step``)."""
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` standard normal noise vectors ``(n, noise_size)`` on the doodler's device (drawn on the CPU)."""
+        """``n`` noise vectors ``(n, noise_size)`` on the doodler's device (drawn on the CPU): ``z`` from the prior
+        (N(0, 1), or the fitted mixture), then standard normal action noise."""
         device = self.start.weight.device
-        return torch.randn(n, self.spec.noise_size, generator=generator).to(device)
+        eps = torch.randn(n, self.spec.noise_size, generator=generator)
+        if not self.spec.prior_components:
+            return eps.to(device)
+        z = self.prior().sample(n, generator, eps=eps[:, : self.spec.z_size])
+        return torch.cat([z, eps[:, self.spec.z_size :].to(device)], 1)
+
+    def prior(self) -> GaussianMixture | None:
+        """The mixture prior over ``z`` (``None``: N(0, 1))."""
+        if not self.spec.prior_components:
+            return None
+        return GaussianMixture(self.prior_log_weights, self.prior_means, self.prior_chol)
+
+    @torch.no_grad()
+    def set_prior(self, mixture: GaussianMixture) -> None:
+        """Draw ``z`` from ``mixture`` from now on (``prior_components`` components over ``z_size`` dimensions)."""
+        expected = (self.spec.prior_components, self.spec.z_size)
+        if not self.spec.prior_components or tuple(mixture.means.shape) != expected:
+            raise ValueError(f"the prior needs {self.spec.prior_components} components in {self.spec.z_size} "
+                             f"dimensions, got means of shape {tuple(mixture.means.shape)}")  # fmt: skip
+        self.prior_log_weights.copy_(mixture.log_weights)
+        self.prior_means.copy_(mixture.means)
+        self.prior_chol.copy_(mixture.chol)
 
     def initial_state(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """The painter's initial ``(h, c)``, each ``(B, hidden)``, of noise ``z`` ``(B, z_size)``."""

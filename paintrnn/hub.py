@@ -34,7 +34,7 @@ SHIPPED: dict[str, str] = {
     "painter-colour": "colour stroke painter trained on synthetic strokes, paints photos patch by patch (method agent)",
     "texture": "spatial LSTM texture model (RIDE) of grass",
     "glimpse": "recurrent attention model (RAM) classifying MNIST digits from 7 glimpses of 8x8 pixels",
-    "doodler": "recurrent stroke painter trained as a GAN generator by backprop: doodles digits in 5 strokes",
+    "doodler": "recurrent stroke painter as a generator (noise in, strokes out): doodles digits in 5 strokes",
     "digit-classifier": "small CNN on MNIST whose features give paintrnn.metrics' Frechet distance of digit images",
 }
 """Shipped model name -> what it is; the checkpoint is ``paintrnn/assets/checkpoints/NAME.pt``."""

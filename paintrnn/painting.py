@@ -2,39 +2,29 @@
 
 The pipeline, coarse to fine:
 
-1. **Input** (:func:`load_image`): any file Pillow opens (or a NumPy array, PIL image, tensor), converted to
-   RGB floats in [0, 1]: greyscale is repeated, palette and CMYK converted, 16-bit scaled by 65535,
-   transparency composited **on white**, EXIF rotation applied, the first frame of an animation taken. A
-   picture longer than ``max_side`` (4096) px is downscaled on loading, with a message on stderr. It is then
-   resized to the painting size: longer side ``size``, aspect kept (:func:`fit_size`).
-2. **Patch pyramid** (:func:`plan_levels`): level 0 is the whole picture, level ``l`` a ``2^l x 2^l`` grid of
-   patches. Levels are added while every patch of every level still gets ``patch_strokes`` strokes and the
-   patches stay ``min_patch`` px or larger. The stroke budget is split across levels in proportion to their
-   patch counts and within a level evenly over its patches (the remainder to the patches with the largest
-   error), so the total is exactly ``strokes``. The method ``agent`` (the learned proposer alone) uses a finer
-   pyramid (:data:`AGENT_PATCH_STROKES`) and splits a level's strokes by the patches' errors
-   (:data:`AGENT_ERROR_POWER`, :data:`AGENT_MOST`).
-3. **One level** is painted as a few *batches of patches*. A patch's strokes may reach past its border by
-   ``overlap`` of the patch side (points) plus their radius, so strokes cross patch borders and no grid
-   shows. Patches of one parity class ``(row % 2, column % 2)`` are far enough apart that their reach never
-   overlaps, so each class is one batch, ``B`` crops painted at once, each crop rendered on top of the
-   current canvas, which already holds the earlier classes' strokes: each patch is optimised against
-   exactly the pixels its strokes will be composited onto (a class sees the previous classes' strokes at
-   its borders, instead of blending or blurring seams afterwards).
+1. **Input** (:func:`load_target`, :mod:`paintrnn.picture`): any file Pillow opens (or a NumPy array, PIL image,
+   tensor) as RGB floats in [0, 1], resized to the painting size: longer side ``size``, aspect kept.
+2. **Patch pyramid** (:func:`plan_levels`, :mod:`paintrnn.pyramid`): level 0 is the whole picture, level ``l`` a
+   ``2^l x 2^l`` grid of patches, the stroke budget split across levels and, within a level, evenly over its
+   patches (the remainder to the patches with the largest error), so the total is exactly ``strokes``. The method
+   ``agent`` (the learned proposer alone) uses a finer pyramid (:data:`AGENT_PATCH_STROKES`) and splits a level's
+   strokes by the patches' errors (:data:`AGENT_ERROR_POWER`, :data:`AGENT_MOST`).
+3. **One level** is painted as a few *batches of patches*, one per parity class (:func:`level_batches`), ``B``
+   crops painted at once, each crop rendered on top of the current canvas, which already holds the earlier
+   classes' strokes: each patch is optimised against exactly the pixels its strokes will be composited onto (a
+   class sees the previous classes' strokes at its borders, instead of blending or blurring seams afterwards).
 4. **Strokes of a batch** come from a :class:`StrokeProposer` (the built-in :class:`ErrorMapProposer` places
    them one by one where the error is largest, along the local edges, each the best of a few candidates in
    its error-minimising colour; a learned painter can be plugged in). With ``method="optimize"`` they are
    then refined by Adam through the soft renderer against the photo (``iters`` steps, cosine learning
    rate). The parameters are optimised through sigmoids that keep every stroke inside its patch's reach
    and its brush's ranges (:class:`Brush`).
-5. The batch's strokes are mapped from crop to global normalised coordinates (:func:`crop_to_global`:
-   ``x' = (x cw + cx0) / W``, ``y' = (y ch + cy0) / H``, ``r' = r min(ch, cw) / min(H, W)``) and composited
-   onto the canvas in hard mode (:mod:`paintrnn.tiles`), in order: level by level, class by class, patch by
-   patch. The final canvas is what ``Painting.render()`` gives.
+5. The batch's strokes are mapped from crop to global normalised coordinates (:func:`crop_to_global`) and
+   composited onto the canvas in hard mode (:mod:`paintrnn.tiles`), in order: level by level, class by class,
+   patch by patch. The final canvas is what ``Painting.render()`` gives.
 
-A :class:`Painting` holds the strokes in the layout of :mod:`paintrnn.render` (normalised, resolution-free)
-and renders them at any size, tile by tile (:meth:`Painting.render`), and writes PNG, GIF (coarse to fine),
-SVG and ``strokes.json`` (:data:`JSON_FORMAT`, version :data:`JSON_VERSION`).
+The result is a :class:`Painting` (:mod:`paintrnn.painted`): resolution-free strokes that render at any size and
+write PNG, GIF, SVG and ``strokes.json``.
 
 The core never imports :mod:`paintrnn.agents`: the methods ``agent`` and ``agent+optimize`` use the shipped
 colour painter :data:`AGENT_MODEL` through :func:`paintrnn.load` (any model with a ``propose`` method), or a
@@ -43,190 +33,55 @@ proposer given to :func:`paint` or registered with :func:`register_proposer`.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from paintrnn import brushes
 from paintrnn.brushes import BRUSHES, Brush
 from paintrnn.image_metrics import psnr, ssim
+from paintrnn.painted import _STROKE, CHANNELS, JSON_FORMAT, JSON_VERSION, Painting, get_brush  # noqa: F401
+from paintrnn.picture import (  # noqa: F401
+    ImageLike,
+    ImageNotFoundError,
+    PaintError,
+    fit_size,
+    load_image,
+    load_target,
+    resize,
+)
+from paintrnn.pyramid import (
+    _BLOCK,
+    Batch,
+    Level,
+    PatchBatch,
+    crop_to_global,
+    extract_crops,
+    level_batches,
+    plan_levels,
+    split_evenly,
+)
 from paintrnn.render import STROKE_FIELDS, render_strokes, stroke_coverage
 from paintrnn.run import lr_schedule
 from paintrnn.stroke_kernels import Bristles
-from paintrnn.svg import strokes_to_svg
-from paintrnn.tiles import TILE, clamp_strokes, composite_region, render_frames, render_tiled, to_pixels
+from paintrnn.tiles import clamp_strokes, composite_region, to_pixels
 from paintrnn.training import resolve_device
 
-ImageLike = str | os.PathLike | np.ndarray | Image.Image | Tensor
 METHODS: tuple[str, ...] = ("optimize", "agent", "agent+optimize")
 """Painting methods: ``optimize`` (error-map strokes refined by Adam), ``agent`` (the learned colour painter's
 strokes alone), ``agent+optimize`` (its strokes refined by Adam)."""
-JSON_FORMAT = "paintrnn-strokes"
-JSON_VERSION = 1
-CHANNELS = 3
-_STROKE = len(STROKE_FIELDS) + CHANNELS  # 13 numbers per RGB stroke
-_BLOCK = 8
-
-
-# ----------------------------------------------------------------------------------------------- errors
-
-
-class PaintError(ValueError):
-    """Bad input to painting (file, option, format): the message is one line meant for the user."""
-
-
-class ImageNotFoundError(PaintError, FileNotFoundError):
-    """The picture file does not exist."""
 
 
 class MethodUnavailableError(PaintError):
     """The method needs a stroke proposer that is not available (not registered)."""
-
-
-def _note(message: str) -> None:
-    print(f"paintrnn: {message}", file=sys.stderr)
-
-
-# ----------------------------------------------------------------------------------------------- input
-
-
-def _pil_to_array(img: Image.Image) -> np.ndarray:
-    """A PIL image of any mode -> ``(H, W, 3)`` float32 in [0, 1] (transparency composited on white)."""
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        if mode.startswith("I;16"):
-            scale = 65535.0
-        elif mode == "I":
-            scale = 65535.0 if a.max(initial=0) > 255 else 255.0
-        else:  # float: [0, 1] as it is, else 0..255
-            scale = 1.0 if a.max(initial=0) <= 1.0 else 255.0
-        grey = np.clip(a / scale, 0.0, 1.0).astype(np.float32)
-        return np.repeat(grey[..., None], 3, axis=2)
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode in ("P", "L", "RGB") and "transparency" in img.info)
-    if has_alpha:
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        alpha = rgba[..., 3:]
-        return rgba[..., :3] * alpha + (1.0 - alpha)  # on white
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
-    """``(H, W)``, ``(H, W, 1|3|4)`` uint8/uint16/bool/float NumPy -> ``(H, W, 3)`` float32 in [0, 1]."""
-    a = np.asarray(arr)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
-        raise PaintError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
-    if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        f = a.astype(np.float32) / 65535.0
-    elif a.dtype == np.bool_:
-        f = a.astype(np.float32)
-    elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise PaintError("the image array contains NaN or inf")
-        f = np.clip(a.astype(np.float32), 0.0, 1.0)
-    else:
-        raise PaintError(f"an image array must be uint8, uint16, bool or float in [0, 1], got dtype {a.dtype}")
-    if f.shape[2] == 4:
-        f = f[..., :3] * f[..., 3:] + (1.0 - f[..., 3:])  # on white
-    return np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f
-
-
-def _open(path: Path, max_side: int) -> tuple[Image.Image, tuple[int, int]]:
-    """The decoded image (a JPEG larger than ``max_side`` decoded at a reduced scale) and its size in the file."""
-    if not path.exists():
-        raise ImageNotFoundError(f"no such image file: {path}")
-    if path.is_dir():
-        raise PaintError(f"{path} is a folder, not an image file")
-    try:
-        img = Image.open(path)
-        size = img.size
-        if max(size) > max_side:
-            img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale (>= the asked size)
-        img.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as err:
-        raise PaintError(f"cannot read {path} as an image ({type(err).__name__}: {err})") from err
-    return img, size
-
-
-def load_image(source: ImageLike, max_side: int = 4096) -> Tensor:
-    """A picture as a float32 ``(3, H, W)`` tensor in [0, 1] (conversions in the module docstring).
-
-    ``source``: a file path, a PIL image, a NumPy array ``(H, W[, 1|3|4])`` (uint8, uint16, bool or float in
-    [0, 1]) or a tensor ``(C, H, W)`` / ``(H, W)`` of floats in [0, 1]. A picture longer than ``max_side`` px is
-    downscaled (antialiased) with a message on stderr. Errors: :class:`ImageNotFoundError`, :class:`PaintError`.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        img, (w0, h0) = _open(Path(source), max_side)
-        arr, name = _pil_to_array(ImageOps.exif_transpose(img)), f"{source} ({w0}x{h0} px)"
-    elif isinstance(source, Image.Image):
-        arr, name = _pil_to_array(ImageOps.exif_transpose(source)), "the image"
-    elif isinstance(source, np.ndarray):
-        arr, name = _array_to_rgb(source), "the image array"
-    elif isinstance(source, Tensor):
-        t = source.detach().cpu()
-        t = t[None] if t.ndim == 2 else t
-        if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
-            raise PaintError(f"an image tensor must be (C, H, W) with C in 1, 3, 4, got shape {tuple(source.shape)}")
-        arr, name = _array_to_rgb(t.permute(1, 2, 0).float().numpy()), "the image tensor"
-    else:
-        raise PaintError(f"cannot paint a {type(source).__name__}: give a file path, PIL image, array or tensor")
-    image = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()  # (3, h, w)
-    h, w = image.shape[1:]
-    if max(h, w) > max_side:
-        nh, nw = fit_size(h, w, max_side)
-        _note(f"{name} is larger than {max_side} px; downscaled to {nw}x{nh}")
-        image = resize(image, nh, nw)
-    return image
-
-
-def fit_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """``(H, W)`` with the longer side ``size`` and the aspect of ``height x width`` (each side >= 1)."""
-    if height >= width:
-        return size, max(1, round(size * width / height))
-    return max(1, round(size * height / width)), size
-
-
-def resize(image: Tensor, height: int, width: int) -> Tensor:
-    """``(C, h, w)`` -> ``(C, height, width)``: area-like antialiased bilinear, clipped to [0, 1]."""
-    if tuple(image.shape[1:]) == (height, width):
-        return image.clone()
-    out = F.interpolate(image[None], size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return out[0].clamp(0.0, 1.0)
-
-
-def load_target(image: ImageLike, size: int, max_side: int = 4096) -> Tensor:
-    """The picture to paint, ``(3, H, W)`` with the longer side ``size`` (:func:`load_image` then :func:`resize`)."""
-    photo = load_image(image, max_side)
-    return resize(photo, *fit_size(photo.shape[1], photo.shape[2], size))
-
-
-# ----------------------------------------------------------------------------------------------- brushes
-
-
-def get_brush(name: str) -> Brush:
-    """The brush called ``name`` (:func:`paintrnn.brushes.get_brush`); an unknown name is a :class:`PaintError`."""
-    try:
-        return brushes.get_brush(name)
-    except brushes.UnknownBrushError as err:
-        raise PaintError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -296,153 +151,7 @@ class PaintConfig:
         return self.method in ("optimize", "agent+optimize") and self.iters > 0
 
 
-# ----------------------------------------------------------------------------------------------- pyramid
-
-
-@dataclass(frozen=True)
-class Level:
-    """One level of the patch pyramid: a ``grid x grid`` split of the picture and its stroke budget."""
-
-    grid: int
-    strokes: int
-
-
-def split_evenly(total: int, weights: list[float]) -> list[int]:
-    """``total`` split in proportion to ``weights`` (largest remainders; ties to later entries); sums exactly."""
-    w = np.asarray(weights, dtype=np.float64)
-    share = total * w / w.sum()
-    out = np.floor(share).astype(np.int64)
-    rest = total - int(out.sum())
-    order = sorted(range(len(w)), key=lambda i: (share[i] - out[i], i), reverse=True)
-    for i in order[:rest]:
-        out[i] += 1
-    return [int(v) for v in out]
-
-
-def plan_levels(strokes: int, height: int, width: int, patch_strokes: int = 8, min_patch: int = 16) -> list[Level]:
-    """The levels of the pyramid for a budget of ``strokes`` (see the module docstring); budgets sum exactly."""
-    n = 1
-    while min(height, width) / 2**n >= min_patch and strokes / sum(4**i for i in range(n + 1)) >= patch_strokes:
-        n += 1
-    budgets = split_evenly(strokes, [4.0**i for i in range(n)])
-    return [Level(2**i, b) for i, b in enumerate(budgets)]
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Geometry of one batch of patches (one parity class of a level), all crops ``ch x cw`` px."""
-
-    owned: Tensor
-    """(B, 4) int64 x0, y0, x1, y1: the pixels each patch is responsible for."""
-    origin: Tensor
-    """(B, 2) int64 cx0, cy0: top-left pixel of each crop (crops may run past the right/bottom edge: padded)."""
-    region: Tensor
-    """(B, 4) float x0, y0, x1, y1 in crop pixels: where the strokes' control points may lie."""
-    crop: tuple[int, int]
-    """(ch, cw), multiples of 8."""
-    radius: tuple[float, float]
-    """(min, max) stroke radius in pixels."""
-    patch_side: float
-    """Nominal shorter side of a patch in pixels."""
-
-
-def level_batches(level: Level, height: int, width: int, brush: Brush, overlap: float, sharpness: float) -> list[Batch]:
-    """The batches (parity classes ``(row % 2, col % 2)``) of a level, each with shared crop size and radii.
-
-    Reach of a patch: its points may lie ``m = overlap p`` past its border, radii are at most
-    ``brush.max_radius p``, so hard coverage ends ``m + r_max + 1/2`` px past it; with ``overlap <= 1/8`` and
-    ``max_radius <= 1/4`` two patches of a class (a patch apart) never reach the same pixel. The crops add the
-    soft renderer's tails (``16 / sharpness`` px) so that optimisation sees the whole soft footprint.
-    """
-    g = level.grid
-    p = min(height, width) / g
-    xs = [round(j * width / g) for j in range(g + 1)]
-    ys = [round(i * height / g) for i in range(g + 1)]
-    m = overlap * p if g > 1 else 0.0
-    r_min = brush.min_radius
-    r_max = max(brush.max_radius * p, r_min)
-    reach = r_max + 1.0 + 16.0 / sharpness
-    classes: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for i in range(g):
-        for j in range(g):
-            classes.setdefault((i % 2, j % 2), []).append((i, j))
-    batches = []
-    for cells in classes.values():
-        owned = torch.tensor([[xs[j], ys[i], xs[j + 1], ys[i + 1]] for i, j in cells], dtype=torch.int64)
-        allowed = torch.stack(
-            [
-                (owned[:, 0] - m).clamp(min=0),
-                (owned[:, 1] - m).clamp(min=0),
-                (owned[:, 2] + m).clamp(max=width),
-                (owned[:, 3] + m).clamp(max=height),
-            ],
-            1,
-        ).double()  # (B, 4) px
-        lo_x, lo_y = (allowed[:, 0] - reach).floor().clamp(min=0), (allowed[:, 1] - reach).floor().clamp(min=0)
-        hi_x = (allowed[:, 2] + reach).ceil().clamp(max=width)
-        hi_y = (allowed[:, 3] + reach).ceil().clamp(max=height)
-        cw = -(-int((hi_x - lo_x).max()) // _BLOCK) * _BLOCK
-        ch = -(-int((hi_y - lo_y).max()) // _BLOCK) * _BLOCK
-        cx0 = torch.minimum(lo_x, torch.full_like(lo_x, max(width - cw, 0))).long()  # inside the picture if it fits
-        cy0 = torch.minimum(lo_y, torch.full_like(lo_y, max(height - ch, 0))).long()
-        origin = torch.stack([cx0, cy0], 1)
-        region = allowed - torch.stack([cx0, cy0, cx0, cy0], 1).double()
-        batches.append(Batch(owned, origin, region.float(), (ch, cw), (r_min, r_max), p))
-    return batches
-
-
-def crop_to_global(strokes: Tensor, origin: Tensor, crop: tuple[int, int], height: int, width: int) -> Tensor:
-    """``(B, K, 10 + C)`` strokes in crop coordinates (crop ``b`` at pixel ``origin[b] = (cx0, cy0)``, size
-    ``crop = (ch, cw)``) -> the same strokes in the normalised coordinates of the ``height x width`` picture."""
-    ch, cw = crop
-    o = origin.to(strokes.dtype).to(strokes.device)[:, None, :]  # (B, 1, 2)
-    out = strokes.clone()
-    out[..., 0:6:2] = (strokes[..., 0:6:2] * cw + o[..., 0:1]) / width
-    out[..., 1:6:2] = (strokes[..., 1:6:2] * ch + o[..., 1:2]) / height
-    out[..., 6:8] = strokes[..., 6:8] * (min(ch, cw) / min(height, width))
-    return out
-
-
-def extract_crops(image: Tensor, origin: Tensor, crop: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """``(C, H, W)`` -> crops ``(B, C, ch, cw)`` at ``origin`` (B, 2) and their validity ``(B, 1, ch, cw)``
-    (0 where a crop runs past the picture, whose pixels there are 0)."""
-    C, H, W = image.shape
-    ch, cw = crop
-    padded = F.pad(image, (0, cw, 0, ch))
-    inside = F.pad(image.new_ones(1, H, W), (0, cw, 0, ch))
-    crops, valid = [], []
-    for cx0, cy0 in origin.tolist():
-        crops.append(padded[:, cy0 : cy0 + ch, cx0 : cx0 + cw])
-        valid.append(inside[:, cy0 : cy0 + ch, cx0 : cx0 + cw])
-    return torch.stack(crops), torch.stack(valid)
-
-
 # ----------------------------------------------------------------------------------------------- proposers
-
-
-@dataclass(frozen=True)
-class PatchBatch:
-    """What a stroke proposer sees: ``B`` crops of the picture and of the painting so far."""
-
-    canvas: Tensor
-    """(B, 3, h, w) the painting so far under each crop, in [0, 1] (0 in padding)."""
-    target: Tensor
-    """(B, 3, h, w) the photo under each crop (0 in padding)."""
-    valid: Tensor
-    """(B, 1, h, w) 1 inside the picture, 0 in padding."""
-    region: Tensor
-    """(B, 4) x0, y0, x1, y1 in crop pixels: where the strokes' control points may lie (they are projected
-    into it afterwards)."""
-    radius: tuple[float, float]
-    """(min, max) radius in crop pixels allowed at this level."""
-    patch_side: float
-    """Nominal shorter side of the patch (px) that each crop is centred on."""
-    opacity: tuple[float, float]
-    """(min, max) stroke opacity of the brush."""
-    level: int
-    """Pyramid level (0 = the whole picture)."""
-    generator: torch.Generator
-    """Random stream to use (on the tensors' device)."""
 
 
 class StrokeProposer(Protocol):
@@ -842,216 +551,7 @@ def paint(
     )
 
 
-# ----------------------------------------------------------------------------------------------- result
-
-
-def _short(v: float) -> float:
-    """The float64 with the shortest decimal text that reads back as the float32 ``v``."""
-    short = float(repr(np.float32(v)).removeprefix("np.float32(").removesuffix(")"))
-    return short if np.float32(short) == np.float32(v) else float(np.float32(v))
-
-
-@dataclass
-class Painting:
-    """Strokes that paint a picture, resolution-free: ``strokes`` ``(K, 13)`` in the layout of
-    :mod:`paintrnn.render` (normalised to the picture: x by its width, y by its height, radius by its shorter
-    side), composited in order onto ``background``. ``width x height`` gives the aspect (and the size the
-    strokes were made at); ``levels`` the strokes of each pyramid level, coarse to fine."""
-
-    strokes: Tensor
-    width: int
-    height: int
-    background: tuple[float, ...] = (1.0, 1.0, 1.0)
-    brush: str = "round"
-    levels: tuple[int, ...] = ()
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        s = torch.as_tensor(self.strokes, dtype=torch.float32).detach().cpu()
-        if s.ndim != 2 or s.shape[1] != _STROKE:
-            raise PaintError(f"strokes must be (K, {_STROKE}), got shape {tuple(s.shape)}")
-        if not bool(torch.isfinite(s).all()):
-            raise PaintError("strokes contain NaN or inf")
-        self.strokes = s
-        for name in ("width", "height"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise PaintError(f"{name} must be a positive integer, got {v!r}")
-        if len(self.background) != CHANNELS or not all(math.isfinite(float(v)) for v in self.background):
-            raise PaintError(f"background must be {CHANNELS} finite values, got {self.background!r}")
-        self.background = tuple(_short(min(max(float(v), 0.0), 1.0)) for v in self.background)  # float32 values
-        get_brush(self.brush)
-        if self.levels and sum(self.levels) != len(s):
-            raise PaintError(f"levels {self.levels} do not add up to the {len(s)} strokes")
-
-    def __len__(self) -> int:
-        return self.strokes.shape[0]
-
-    def size_at(self, size: int | None = None) -> tuple[int, int]:
-        """``(H, W)`` of a rendering whose longer side is ``size`` (``None``: the painting's own size)."""
-        if size is None:
-            return self.height, self.width
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise PaintError(f"size must be a positive integer, got {size!r}")
-        return fit_size(self.height, self.width, size)
-
-    def render(
-        self, size: int | None = None, *, dtype: type = np.float32, tile: int = TILE, backend: str = "auto"
-    ) -> np.ndarray:
-        """The painting as ``(H, W, 3)`` NumPy (float32 in [0, 1], or uint8) with the longer side ``size``,
-        rendered tile by tile in bounded memory (:func:`paintrnn.tiles.render_tiled`: ``backend`` "auto"
-        compiles the alpha kernel from 1024 x 1024 px; "eager" is bit-exact with the renderer)."""
-        H, W = self.size_at(size)
-        texture = get_brush(self.brush).texture
-        return render_tiled(
-            self.strokes, H, W, self.background, tile=tile, dtype=dtype, backend=backend, texture=texture
-        )
-
-    def save_png(self, path: str | os.PathLike, size: int | None = None) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(self.render(size, dtype=np.uint8)).save(path)
-        return path
-
-    def frame_marks(self, max_frames: int = 60) -> list[int]:
-        """Stroke counts at which the animation shows the picture: 0, every level's end, and counts spaced
-        quadratically (more frames early, where the strokes are large), ``max_frames`` at most."""
-        K = len(self)
-        bounds = list(np.cumsum(self.levels)) if self.levels else [K]
-        for n in range(max_frames, 1, -1):
-            marks = sorted({0, K, *(int(b) for b in bounds), *(round(K * (i / n) ** 2) for i in range(n + 1))})
-            if len(marks) <= max_frames:
-                return marks
-        return sorted({0, K})[:max_frames]
-
-    def frames(self, size: int | None = 512, max_frames: int = 60) -> np.ndarray:
-        """``(F, H, W, 3)`` uint8 pictures of the painting process (see :meth:`frame_marks`), longer side
-        ``min(size, the painting's)``."""
-        H, W = self.size_at(min(size or max(self.height, self.width), max(self.height, self.width)))
-        marks, texture = self.frame_marks(max_frames), get_brush(self.brush).texture
-        return render_frames(self.strokes, H, W, self.background, marks, texture)
-
-    def save_gif(
-        self,
-        path: str | os.PathLike,
-        size: int = 512,
-        max_frames: int = 60,
-        max_bytes: int = 8_000_000,
-        frame_ms: int = 80,
-        hold_ms: int = 2000,
-    ) -> Path:
-        """An animated GIF of the painting process, coarse to fine, that loops; at most ``max_frames`` frames
-        and ``max_bytes`` bytes (fewer frames, then a smaller size, until it fits). One palette (median cut of
-        the last frame) serves every frame, without dithering, so unchanged areas compress away."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frames_n, side = max_frames, min(size, max(self.height, self.width))
-        while True:
-            data = _gif_bytes(self.frames(side, frames_n), frame_ms, hold_ms)
-            if len(data) <= max_bytes or (frames_n <= 2 and side <= 16):
-                break
-            frames_n, side = (max(2, frames_n // 2), side) if frames_n > 8 else (frames_n, max(16, side * 3 // 4))
-        path.write_bytes(data)
-        return path
-
-    def svg(self) -> str:
-        """The painting as SVG: one quadratic Bézier path per stroke (:func:`paintrnn.svg.strokes_to_svg`; a
-        textured brush's stroke: its bands), ``viewBox`` the painting's size; exact up to anti-aliasing for
-        plain brushes without taper."""
-        texture = get_brush(self.brush).texture
-        return strokes_to_svg(self.strokes, self.height, self.width, background=self.background, texture=texture)
-
-    def save_svg(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.svg())
-        return path
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``strokes.json`` content (numbers: the shortest text that reads back as the same float32)."""
-        return {
-            "format": JSON_FORMAT,
-            "version": JSON_VERSION,
-            "width": self.width,
-            "height": self.height,
-            "background": [_short(v) for v in self.background],
-            "brush": self.brush,
-            "fields": [*STROKE_FIELDS, *(f"c{i}" for i in range(CHANNELS))],
-            "levels": list(self.levels),
-            "info": self.info,
-            "strokes": [[_short(v) for v in row] for row in self.strokes.numpy().tolist()],
-        }
-
-    def save_json(self, path: str | os.PathLike) -> Path:
-        """Write ``strokes.json``: everything needed to re-render at any size (:meth:`load`)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        head = {k: v for k, v in self.to_dict().items() if k != "strokes"}
-        rows = ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in self.to_dict()["strokes"])
-        text = json.dumps(head, indent=1)[:-2] + ',\n "strokes": [\n' + rows + "\n ]\n}\n"
-        path.write_text(text)
-        return path
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "strokes.json") -> Painting:
-        if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
-            raise PaintError(f"{source} is not a paintrnn strokes file (format {JSON_FORMAT!r})")
-        if data.get("version") != JSON_VERSION:
-            raise PaintError(f"{source} has version {data.get('version')!r}; this paintrnn reads {JSON_VERSION}")
-        fields = [*STROKE_FIELDS, *(f"c{i}" for i in range(CHANNELS))]
-        if data.get("fields") != fields:
-            raise PaintError(f"{source}: stroke fields must be {fields}, got {data.get('fields')!r}")
-        try:
-            rows = np.asarray(data["strokes"], dtype=np.float32).reshape(-1, _STROKE)
-            return cls(
-                strokes=torch.from_numpy(rows),
-                width=data["width"],
-                height=data["height"],
-                background=tuple(float(v) for v in data["background"]),
-                brush=str(data.get("brush", "round")),
-                levels=tuple(int(v) for v in data.get("levels", ())),
-                info=dict(data.get("info", {})),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            if isinstance(err, PaintError):
-                raise PaintError(f"{source}: {err}") from err
-            raise PaintError(f"{source} is malformed ({type(err).__name__}: {err})") from err
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Painting:
-        """Read a ``strokes.json`` written by :meth:`save_json`."""
-        path = Path(path)
-        if not path.is_file():
-            raise ImageNotFoundError(f"no such strokes file: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise PaintError(f"{path} is not valid JSON ({err})") from err
-        return cls.from_dict(data, str(path))
-
-    def save(self, folder: str | os.PathLike, gif_size: int = 512) -> dict[str, Path]:
-        """Write ``painting.png``, ``painting.gif``, ``painting.svg`` and ``strokes.json`` into ``folder``."""
-        folder = Path(folder)
-        return {
-            "png": self.save_png(folder / "painting.png"),
-            "gif": self.save_gif(folder / "painting.gif", size=gif_size),
-            "svg": self.save_svg(folder / "painting.svg"),
-            "json": self.save_json(folder / "strokes.json"),
-        }
-
-
-def _gif_bytes(frames: np.ndarray, frame_ms: int, hold_ms: int) -> bytes:
-    """GIF bytes of ``(F, H, W, 3)`` uint8 frames with one shared palette, looping forever."""
-    palette = Image.fromarray(frames[-1]).quantize(256, method=Image.Quantize.MEDIANCUT)
-    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
-    step = max(20, round(frame_ms / 10) * 10)
-    durations = [step] * len(images)
-    durations[-1] = step + max(0, round(hold_ms / 10) * 10)
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
-    return buf.getvalue()
-
-
+# The names that moved to paintrnn.picture, .pyramid and .painted stay importable from here (noqa: F401 above).
 __all__ = [
     "BRUSHES",
     "METHODS",

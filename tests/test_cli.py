@@ -141,7 +141,7 @@ def test_gif_and_sample_for_every_shipped_kind(tmp_path, capsys):
         assert main(["gif", kind, "--out", str(out), "--n", "2"]) == 0
         assert gif_frames(out) > 1
     assert torch.get_num_threads() == threads  # --threads 1 held only during the command
-    for kind in ("draw", "painter", "texture"):
+    for kind in ("draw", "painter", "doodler", "texture"):
         png = tmp_path / f"{kind}.png"
         assert main(["sample", str(checkpoint_path(kind)), "--out", str(png), "--n", "4"]) == 0  # by path
         image = np.asarray(Image.open(png))
@@ -301,6 +301,7 @@ def test_demo_page_renders_in_headless_chromium(demo_dir, tmp_path):
 def test_tiny_training_recipes_parse_into_valid_configs(tmp_path):
     """``paintrnn demo --train``'s recipes are valid options of each trainer (the runs take minutes: not run here)."""
     from paintrnn.agents.demo import TINY
+    from paintrnn.agents.doodle_train import DoodleConfig
     from paintrnn.agents.draw_train import TrainConfig as DrawTrain
     from paintrnn.agents.glimpse_train import Config as GlimpseTrain
     from paintrnn.agents.painter_backprop import BackpropConfig
@@ -308,10 +309,11 @@ def test_tiny_training_recipes_parse_into_valid_configs(tmp_path):
 
     from paintrnn.config import parse_config
 
-    classes = {"draw": DrawTrain, "painter": BackpropConfig, "texture": TextureTrain, "glimpse": GlimpseTrain}
+    classes = {"draw": DrawTrain, "painter": BackpropConfig, "doodler": DoodleConfig, "texture": TextureTrain,
+               "glimpse": GlimpseTrain}  # fmt: skip
     assert set(TINY) == set(FAMILIES)
     for kind, (name, options) in TINY.items():
-        assert name.split()[0] == kind
+        assert name.split()[0] == {"doodler": "doodle"}.get(kind, kind)
         cfg = parse_config(classes[kind], [*options.split(), str(tmp_path / kind), "--device", "cpu"])
         assert str(tmp_path / kind) in (getattr(cfg, "out", None), getattr(cfg, "run_dir", None))
 

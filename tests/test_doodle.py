@@ -166,3 +166,47 @@ def test_action_noise_is_part_of_the_noise_and_differentiable(one_torch_thread):
     assert doodler.painter.log_std.grad.abs().sum() > 0  # its scale is learned
     with pytest.raises(ValueError, match="noise must be"):
         doodler.unroll(z[:, : spec.z_size])
+
+
+def test_the_mixture_prior_draws_the_noise_and_travels_with_the_weights(tmp_path, one_torch_thread):
+    from paintrnn.mixture import GaussianMixture
+
+    spec = dataclasses.replace(SMALL, prior_components=2)
+    doodler = Doodler(spec)
+    plain = Doodler(SMALL).noise(6, torch.Generator().manual_seed(4))
+    assert torch.equal(doodler.noise(6, torch.Generator().manual_seed(4)), plain)  # unfitted: N(0, 1)
+    means = torch.stack([torch.full((8,), -20.0), torch.full((8,), 20.0)])
+    far = GaussianMixture(torch.log(torch.tensor([0.5, 0.5])), means, torch.eye(8).expand(2, 8, 8) * 0.1)
+    doodler.set_prior(far)
+    z = doodler.noise(400, torch.Generator().manual_seed(4))
+    assert z.shape == (400, spec.noise_size) and (z.abs() > 18).all()
+    assert abs((z[:, 0] > 0).float().mean().item() - 0.5) < 0.08  # both components drawn
+    assert torch.equal(z, doodler.noise(400, torch.Generator().manual_seed(4)))
+    torch.save({"model": doodler.state_dict()}, tmp_path / "raw.pt")
+    again = Doodler(spec)
+    again.load_state_dict(torch.load(tmp_path / "raw.pt")["model"])
+    same = [model.noise(5, torch.Generator().manual_seed(0)) for model in (again, doodler)]
+    assert torch.equal(*same)
+    with pytest.raises(ValueError, match="2 components in 8 dimensions"):
+        doodler.set_prior(GaussianMixture(far.log_weights, far.means[:, :4], far.chol[:, :4, :4]))
+    with pytest.raises(ValueError, match="needs 0 components"):
+        Doodler(SMALL).set_prior(far)
+    assert Doodler(SMALL).prior() is None
+
+
+def test_the_teacher_painter_teaches_its_strokes_and_the_prior_is_fitted(tmp_path, one_torch_thread):
+    quick = {**DoodleConfig.quick(), "iters": 60, "log_every": 20, "checkpoint_every": 60, "lr": 1e-3,
+             "betas": (0.9, 0.999), "adversarial": 0.0, "teacher": "painter", "stroke_weight": 100.0, "steps": 1,
+             "prior_components": 3, "prior_fit_size": 300}  # fmt: skip
+    cfg = DoodleConfig(run_dir=str(tmp_path / "run"), device="cpu", **quick)
+    train_doodle(cfg)
+    rows = [r for r in map(__import__("json").loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())]
+    assert "disc_loss" not in rows[0]  # no discriminator without the adversarial term
+    assert rows[-1]["stroke_loss"] < 0.6 * rows[0]["stroke_loss"]  # the doodler learns the teacher's strokes
+    loaded = load_model(tmp_path / "run" / "checkpoint.pt")
+    prior = loaded.prior()
+    assert prior is not None and prior.means.abs().sum() > 0 and not torch.equal(prior.chol[0], torch.eye(4))
+    with pytest.raises(ValueError, match="strokes per step"):
+        train_doodle(dataclasses.replace(cfg, strokes_per_step=3, run_dir=str(tmp_path / "other")))
+    with pytest.raises(ValueError, match="need the encoder"):
+        DoodleConfig(teacher="painter", recon=0)
