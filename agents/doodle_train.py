@@ -1,24 +1,23 @@
-"""Doodling by backprop: train the :class:`~paintrnn.agents.doodler.Doodler` as a GAN generator through the renderer.
+"""Doodling by backprop: train the :class:`~paintrnn.agents.doodler.Doodler` through the renderer.
 
-Each iteration doodles a batch of noise (``steps`` steps of ``k`` strokes, soft renderer at ``canvas_size``) and
-takes one step of each player:
+Each iteration, all by backpropagation through the soft renderer (no reinforcement learning):
 
-* the discriminator (:class:`Critic`: spectral-normalised convolutions and the minibatch standard deviation,
-  which lets it see a batch of look-alike doodles) learns to tell MNIST training digits, resized to the
-  canvas, from the doodles' final canvases, with the hinge loss (or the non-saturating one, ``--loss``), plus
-  an optional R1 penalty on the real digits (``--r1``);
-* the doodler follows the discriminator's gradient, backpropagated through the canvas, the soft renderer and
-  every step of the recurrent painter to the noise: ``-D(G(z))`` (hinge) or ``softplus(-D(G(z)))``
-  (non-saturating), weighted by ``--adversarial``. No reinforcement learning: the renderer is exact and
-  differentiable.
+* **redraw real digits** (the encoder half of a VAE-GAN, Larsen et al. 2016): a small encoder
+  (:class:`DigitEncoder`) maps real digits to noise, from which the doodler must redraw them (``--recon``: L2
+  plus L2 of 4x pooled images, :func:`redraw_loss`), with a KL term to N(0, 1) (``--kl``). Every digit gets its
+  noise, so no class is dropped;
+* **with the teacher's strokes** (``--teacher``, default the shipped MNIST painter): the conditional painter paints
+  the same digits, and the doodler's strokes are pulled towards its strokes (``--stroke-weight``). Pixels alone
+  leave the doodler to find one of many stroke sequences by itself, which it does slowly;
+* optionally **judged by a discriminator** (``--adversarial`` > 0; :class:`Critic`: spectral-normalised
+  convolutions and the minibatch standard deviation), on doodles of prior noise, with the hinge or
+  non-saturating loss, an optional R1 penalty (``--r1``) and a mode-seeking term (``--diversity``,
+  :func:`spread`). A plain GAN (``--recon 0``) collapsed in our runs: every noise drew the same doodle.
 
-A plain GAN doodler (``--recon 0``) collapsed in our runs: every noise drew the same doodle (a good "7" after 400
-iterations), and a mode-seeking term (``--diversity``, :func:`spread`) only bought variety of place, not of
-digit. So by default the doodler is also the decoder of a VAE-GAN (Larsen et al. 2016): a small encoder
-(:class:`DigitEncoder`) maps other real digits to noise, from which the doodler must redraw them
-(``--recon``: L2 plus L2 of 4x pooled images, :func:`redraw_loss`), and a KL term (``--kl``) keeps the encoded
-noise near N(0, 1), where the doodles are drawn from. Every digit must then have its noise, so no class is
-dropped, and the discriminator keeps the doodles of prior noise looking like digits.
+At every checkpoint a Gaussian mixture (``--prior-components``, :mod:`paintrnn.mixture`) is fitted to the
+encoder's noise of ``--prior-fit-size`` training digits and becomes the doodler's prior ("ex-post density
+estimation", Ghosh et al. 2020): with a weak KL term, noise drawn from N(0, 1) falls between the codes of real
+digits and draws scribbles; noise drawn from the mixture draws digits.
 
 An exponential moving average of the doodler's weights (``--ema-decay``) is what is evaluated, exported and
 loaded. At every checkpoint (``--quality``) the average draws ``--eval-size`` doodles (hard renderer, 64 px) that
@@ -28,7 +27,7 @@ as ``best.pt`` beside ``checkpoint.pt``, and the GIF of doodles stroke by stroke
 Noise and real digits come from generators seeded by the iteration, so a run resumed from its checkpoint
 repeats the uninterrupted one exactly. One process (no DDP).
 
-    python scripts/train_doodle.py --steps 2 --iters 3000 --run-dir runs/doodle-10 --data-dir /path/to/data
+    python scripts/train_doodle.py --steps 1 --iters 5000 --run-dir runs/doodle-5 --data-dir /path/to/data
 """
 
 from __future__ import annotations
@@ -60,10 +59,12 @@ from paintrnn.training import EMA, CheckpointError, NonFiniteLossError, keep_fre
 
 @dataclass(frozen=True)
 class DoodleConfig(PainterRunConfig):
-    """Train the doodler (noise -> recurrent painter -> soft renderer) as a GAN generator by backpropagation."""
+    """Train the doodler (noise -> recurrent painter -> soft renderer) by backpropagation: it redraws encoded digits
+    with the teacher painter's strokes, doodles from a mixture prior fitted to the codes, optionally judged by a
+    discriminator. The defaults are the measured recipe."""
 
     run_dir: str = "runs/doodle"
-    checkpoint_every: int = 250
+    checkpoint_every: int = 1000
     data_source: Literal["auto", "full", "sample"] = "auto"
     """MNIST files to use: full, the bundled sample, or full when present (auto)."""
     eval_size: int = 2000
@@ -71,26 +72,27 @@ class DoodleConfig(PainterRunConfig):
     quality: bool = True
     """Measure the doodles' sample quality at every checkpoint and keep the best as best.pt (needs the shipped
     digit classifier of paintrnn.metrics)."""
-    batch_size: int = 32
+    batch_size: int = 64
     """Doodles from the prior (and real digits) per iteration; as many more are encoded and redrawn (--recon)."""
-    z_size: int = 64
+    z_size: int = 32
     """Noise dimensions."""
-    lr: float = 2e-4
+    lr: float = 3e-4
     """Doodler Adam learning rate (peak; linear decay to lr_final x lr)."""
     disc_lr: float = 2e-4
     """Discriminator Adam learning rate (same schedule)."""
     lr_final: float = 0.25
     """Fraction of each learning rate left at the last iteration."""
-    betas: tuple[float, float] = (0.0, 0.9)
+    betas: tuple[float, float] = (0.9, 0.999)
     """Adam betas of both players."""
     loss: Literal["hinge", "non-saturating"] = "hinge"
     """GAN loss."""
-    adversarial: float = 1.0
-    """Weight of the discriminator's verdict in the doodler's loss."""
+    adversarial: float = 0.0
+    """Weight of the discriminator's verdict in the doodler's loss (0: no discriminator; a GAN needs betas like
+    0.5 0.999 or 0 0.9)."""
     recon: float = 20.0
     """Weight of the redrawing term (VAE-GAN): real digits are encoded to noise, which the doodler must redraw
     (L2, plus L2 of 4x average-pooled images); 0: a plain GAN, no encoder."""
-    kl: float = 0.001
+    kl: float = 0.01
     """Weight of the KL divergence of the encoder's noise from N(0, 1) (keeps prior noise drawing digits)."""
     encoder_width: int = 32
     """Channels of the encoder's first convolution (--recon)."""
@@ -112,7 +114,7 @@ class DoodleConfig(PainterRunConfig):
     """Soft renderer edge sharpness (per pixel) in training."""
     render_backend: Literal["auto", "eager", "compiled"] = "auto"
     """Renderer backend of training (evaluation renders hard, eager)."""
-    ema_decay: float = 0.999
+    ema_decay: float = 0.998
     """Decay of the weight average that is evaluated and exported."""
     radius_range: tuple[float, float] = (0.01, 0.1)
     """Brush radius range, a fraction of the canvas side."""
@@ -122,13 +124,13 @@ class DoodleConfig(PainterRunConfig):
     """Strokes may change radius and opacity along their length."""
     action_noise: bool = False
     """Add learned-scale Gaussian noise to every step's stroke actions (the RL policy's sampling, reparametrised)."""
-    teacher: str = ""
+    teacher: str = "painter"
     """A conditional painter that paints every encoded digit too; the doodler's redrawing then also matches its
     strokes (--stroke-weight): "painter" (the shipped MNIST painter), a painter checkpoint's path, or empty
     (pixels only). Needs --recon > 0 and the teacher's strokes per step."""
     stroke_weight: float = 100.0
     """Weight of the squared difference between the redrawn digit's strokes and the teacher's (--teacher)."""
-    prior_components: int = 0
+    prior_components: int = 50
     """Gaussian-mixture components of the prior, fitted at every checkpoint to the encoder's noise of real
     digits (needs --recon > 0); 0: doodles from N(0, 1)."""
     prior_fit_size: int = 20000
@@ -171,7 +173,8 @@ class DoodleConfig(PainterRunConfig):
     def quick() -> dict:
         """Overrides for a smoke run of a few seconds (tests, ``benchmark --quick``)."""
         return {**PainterRunConfig.quick(), "canvas_size": 16, "batch_size": 8, "z_size": 8, "disc_width": 8,
-                "encoder_width": 4, "quality": False, "gifs": False, "data_source": "sample"}  # fmt: skip
+                "encoder_width": 4, "quality": False, "gifs": False, "data_source": "sample", "prior_components": 2,
+                "prior_fit_size": 200, "adversarial": 1.0, "betas": (0.0, 0.9)}  # fmt: skip
 
 
 class Critic(nn.Module):

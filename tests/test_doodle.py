@@ -98,7 +98,8 @@ def test_quality_is_measured_at_checkpoints_and_the_best_kept(tmp_path, one_torc
 def test_the_command_line(tmp_path, capsys, one_torch_thread):
     argv = ["--run-dir", str(tmp_path / "run"), "--data-source", "sample", "--canvas-size", "16", "--hidden", "16",
             "--width", "4", "--z-size", "4", "--disc-width", "4", "--batch-size", "4", "--iters", "2",
-            "--no-quality", "--no-gifs", "--no-progress", "--recon", "0", "--steps", "1"]  # fmt: skip
+            "--no-quality", "--no-gifs", "--no-progress", "--teacher", "", "--prior-components", "0",
+            "--adversarial", "1", "--recon", "0", "--steps", "1"]  # fmt: skip
     assert main(argv) == 0  # a plain GAN: no encoder
     assert "encoder" not in load_checkpoint(tmp_path / "run" / "checkpoint.pt")["extra"]
     assert "doodler: iters=2 strokes=5" in capsys.readouterr().out
@@ -209,4 +210,4 @@ def test_the_teacher_painter_teaches_its_strokes_and_the_prior_is_fitted(tmp_pat
     with pytest.raises(ValueError, match="strokes per step"):
         train_doodle(dataclasses.replace(cfg, strokes_per_step=3, run_dir=str(tmp_path / "other")))
     with pytest.raises(ValueError, match="need the encoder"):
-        DoodleConfig(teacher="painter", recon=0)
+        DoodleConfig(teacher="painter", recon=0, adversarial=1)
