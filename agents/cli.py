@@ -42,7 +42,7 @@ TRAIN = {
     "texture": ("paintrnn.agents.texture_train", "spatial LSTM texture model"),
     "glimpse": ("paintrnn.agents.glimpse_train", "glimpse classifier RAM or baselines"),
     "reading": ("paintrnn.agents.dram", "multi-digit reader (DRAM) or its CNN baseline"),
-    "doodle": ("paintrnn.agents.doodle_train", "doodler: the painter as a GAN generator, by backprop"),
+    "doodle": ("paintrnn.agents.doodle_train", "doodler: the painter as a generator, by backprop"),
     "classifier": ("paintrnn.agents.digit_classifier_train", "digit classifier of paintrnn.metrics"),
 }
 BENCH = {

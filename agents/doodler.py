@@ -1,4 +1,4 @@
-"""The doodler: the recurrent stroke painter as a GAN generator, noise in, strokes out.
+"""The doodler: the recurrent stroke painter as a generator, noise in, strokes out.
 
 A noise vector ``z`` sets the painter's initial LSTM state (``h_0 = tanh(A z)``, ``c_0 = B z``) and is added, through
 a third linear map, to what the LSTM reads at every step; from there an unconditional

@@ -1,8 +1,11 @@
-"""Train the stroke painter: ``python scripts/train_painter.py {backprop,ppo,ddpg,gan} --help``."""
+"""Train the stroke painter (MODE first: backprop, ppo, ddpg, gan, gan-backprop).
+
+The same as ``paintrnn train painter`` (``--help`` lists the options); an error is one line,
+``PAINTRNN_DEBUG=1`` shows its traceback."""
 
 import sys
 
-from paintrnn.agents.painter_train import main
+from paintrnn.agents.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", "painter", *sys.argv[1:]]))

@@ -400,3 +400,23 @@ def test_draw_final_evaluation_is_scaled_to_the_run_stated_and_timed(tmp_path, c
     assert report["iwae_images"] == 300 and "all 300 test digits (--final-eval paper)" in report["final_eval"]
     assert iwae_plan(TrainConfig(), 12 * 60000, 10000)[0] == 10000  # a run of ~12 epochs: the paper's evaluation
     assert iwae_plan(TrainConfig(iwae_images=1000), 40, 10000)[0] == 1000  # as the CPU rows of draw.json
+
+
+@pytest.mark.parametrize("script", sorted(Path(__file__).parents[1].glob("scripts/train_*.py")), ids=lambda p: p.stem)
+def test_training_scripts_are_the_cli_with_one_line_errors(script, monkeypatch, capsys, tmp_path):
+    """``python scripts/train_X.py`` is ``paintrnn train X``: the same usage line, and a user's mistake is one
+    line on stderr with exit status 1 (an explicit data folder without MNIST, or a bad count), not a traceback."""
+    import runpy
+
+    name = script.stem.removeprefix("train_")
+    mode = ["backprop"] if name == "painter" else []
+    bad = ["--data-dir", str(tmp_path)] if name in ("draw", "glimpse", "reading", "doodle") else ["--iters", "0"]
+    if name == "texture":
+        bad = ["--texture", str(tmp_path / "missing.png")]
+    monkeypatch.setattr(sys, "argv", [str(script), *mode, *bad, "--run-dir", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(script), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exit_info.value.code in (1, 2), err
+    assert err.strip().splitlines()[-1].startswith(f"paintrnn train {name}"), err
+    assert "Traceback" not in err

@@ -1,4 +1,4 @@
-"""The doodler (the recurrent painter as a GAN generator, trained by backprop), its trainer and the doodle benchmark."""
+"""The doodler (the recurrent painter as a generator, trained by backprop), its trainer and the doodle benchmark."""
 
 import dataclasses
 
