@@ -415,7 +415,7 @@ class Painter(nn.Module):
     @torch.no_grad()
     def propose(self, patches: PatchBatch, n: int) -> Tensor:
         """``n`` strokes for each crop of a batch of patches (the ``StrokeProposer`` protocol of
-        :mod:`paintrnn.painting`), ``(B, n, 10 + C)`` in the crops' normalised coordinates, in painting order.
+        :mod:`paintrnn.proposers`), ``(B, n, 10 + C)`` in the crops' normalised coordinates, in painting order.
 
         The painter looks at each patch's ``region`` (the pixel box around it, resized to ``image_size``; the
         painting so far and the photo, whose padding is replaced by the canvas so that it asks for nothing) and
