@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from paintrnn.agents.doodler import KIND, Doodler, DoodlerSpec, doodle_frames
 from paintrnn.agents.painter import Painter, PainterSpec, paint
+from paintrnn.agents.painter_targets import to_canvas
 from paintrnn.agents.painter_train import PainterRunConfig, due, mnist_digits
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -246,15 +247,9 @@ def spread(fake: Tensor, z: Tensor) -> Tensor:
     return (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
 
 
-def resize_digits(digits: Tensor, size: int, device: torch.device) -> Tensor:
-    """uint8 digits ``(n, 1, 28, 28)`` as float canvases ``(n, 1, size, size)`` in [0, 1] on ``device``."""
-    x = digits.to(device).float() / 255
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
-
-
 def real_batch(digits: Tensor, n: int, size: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """``n`` random uint8 digits ``(N, 1, 28, 28)`` as float canvases ``(n, 1, size, size)`` in [0, 1]."""
-    return resize_digits(digits[torch.randint(len(digits), (n,), generator=generator)], size, device)
+    return to_canvas(digits[torch.randint(len(digits), (n,), generator=generator)].to(device), size)
 
 
 def load_teacher(name: str, strokes_per_step: int, device: torch.device) -> Painter | None:
@@ -262,7 +257,7 @@ def load_teacher(name: str, strokes_per_step: int, device: torch.device) -> Pain
     continuous strokes, ``strokes_per_step`` a step, as the doodler does."""
     if not name:
         return None
-    painter = load("painter" if name == "painter" else name, device)
+    painter = load(name, device)
     ps = getattr(painter, "spec", None)
     fits = isinstance(ps, PainterSpec) and ps.conditional and ps.channels == 1 and ps.action == "continuous"
     if not fits or ps.strokes_per_step != strokes_per_step:
@@ -276,7 +271,7 @@ def fit_prior(encoder: DigitEncoder, digits: Tensor, cfg: DoodleConfig, device: 
     """The doodler's mixture prior: ``--prior-components`` Gaussians fitted to the encoder's mean noise of the
     first ``--prior-fit-size`` training digits (seeded by ``--seed``)."""
     x = digits[: cfg.prior_fit_size]
-    codes = torch.cat([encoder(resize_digits(x[i : i + 1000], cfg.canvas_size, device))[0]
+    codes = torch.cat([encoder(to_canvas(x[i : i + 1000].to(device), cfg.canvas_size))[0]
                        for i in range(0, len(x), 1000)])  # fmt: skip
     return fit_gaussian_mixture(codes, cfg.prior_components, generator=torch.Generator().manual_seed(cfg.seed))
 
@@ -353,7 +348,7 @@ def train_doodle(cfg: DoodleConfig) -> Doodler:
                              d_fake=d_fake.mean().item(), spread=r.item())  # fmt: skip
             if encoder is not None:  # redraw other digits from their encoded noise (and as the teacher paints them)
                 chosen = digits[torch.randint(len(digits), (cfg.batch_size,), generator=gen)]
-                target = resize_digits(chosen, cfg.canvas_size, run.device)
+                target = to_canvas(chosen.to(run.device), cfg.canvas_size)
                 mean, log_var = encoder(target)  # (B, z) each
                 eps = torch.randn(len(mean), doodler.spec.noise_size, generator=gen).to(run.device)
                 z_post = mean + (0.5 * log_var).exp() * eps[:, : cfg.z_size]  # then any action noise
@@ -365,7 +360,7 @@ def train_doodle(cfg: DoodleConfig) -> Doodler:
                 parts.update(redraw_loss=rec.item(), kl=kl.item())
                 if teacher is not None:
                     with torch.no_grad():
-                        shown_to_teacher = resize_digits(chosen, teacher.spec.image_size, run.device)
+                        shown_to_teacher = to_canvas(chosen.to(run.device), teacher.spec.image_size)
                         _, taught = paint(teacher, shown_to_teacher, cfg.steps)  # (B, K, 11)
                     match = F.mse_loss(strokes, taught)  # (B, K, 11) stroke parameters each
                     loss = loss + cfg.stroke_weight * match
@@ -386,8 +381,9 @@ def train_doodle(cfg: DoodleConfig) -> Doodler:
                 if checkpoint and encoder is not None and cfg.prior_components:
                     with run.paused():  # the prior of the doodles that are measured and saved
                         mixture = fit_prior(encoder, digits, cfg, run.device)
-                        for model in {id(doodler): doodler, id(shown): shown}.values():
-                            model.set_prior(mixture)
+                        doodler.set_prior(mixture)
+                        if shown is not doodler:  # the weight average keeps its own copy of the buffers
+                            shown.set_prior(mixture)
                 if checkpoint and cfg.quality and run.is_main:
                     with run.paused():
                         row.update(evaluate(shown, cfg.eval_size))

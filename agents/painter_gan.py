@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from paintrnn.agents.painter import Painter
 from paintrnn.agents.painter_ppo import LearnedReward, PPOConfig, train_ppo
+from paintrnn.agents.painter_targets import to_canvas
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -106,8 +107,7 @@ class DiscriminatorReward(LearnedReward):
 
     def _real_batch(self, n: int) -> Tensor:
         idx = torch.randint(len(self.real), (n,), generator=self.gen)
-        x = self.real[idx].to(self.device).float() / 255
-        return F.interpolate(x, size=(self.cfg.canvas_size,) * 2, mode="bilinear", antialias=True).clamp(0, 1)
+        return to_canvas(self.real[idx].to(self.device), self.cfg.canvas_size)
 
     def _inputs(self, images: Tensor, targets: Tensor | None, masks: Tensor | None) -> Tensor:
         if not self.cfg.complement:
