@@ -44,6 +44,7 @@ Infos are dicts of NumPy arrays with a leading ``N`` axis; the facades turn them
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -89,11 +90,22 @@ class BatchedEnv(ABC):
     single_action_space: spaces.Box | spaces.MultiDiscrete
     action_fields: tuple[str, ...] = ()
     """Names of the action components, for error messages (may be empty)."""
+    config_class: ClassVar[type | None] = None
+    """The dataclass of the simulator's keyword options (None: only ``device``)."""
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
-        """The keyword options the simulator takes besides ``num_envs`` and ``render_mode``."""
-        return ("device",)
+        """The keyword options the simulator takes besides ``num_envs`` and ``render_mode``: ``device`` and the
+        fields of :attr:`config_class`."""
+        names = tuple(f.name for f in dataclasses.fields(cls.config_class)) if cls.config_class else ()
+        return names if "device" in names else ("device", *names)
+
+    @classmethod
+    def make_config(cls, options: dict[str, Any]) -> Any:
+        """:attr:`config_class` built from the keyword ``options`` of ``__init__``; an unknown keyword is a
+        ``TypeError`` naming the closest valid one."""
+        check_keywords(f"{cls.__name__}.__init__", options, ("num_envs", "render_mode", *cls.option_names()))
+        return cls.config_class(**options)
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu", render_mode: str | None = None) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:

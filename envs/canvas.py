@@ -38,7 +38,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from .batched import BatchedEnv, Info, StepResult, check_keywords
+from .batched import BatchedEnv, Info, StepResult
 from .targets import TargetSpec, make_target_source
 
 REWARDS = ("l2_delta", "final_l2", "none")
@@ -109,13 +109,8 @@ class CanvasEnv(BatchedEnv):
 
     config_class: ClassVar[type[CanvasConfig]] = CanvasConfig
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls.config_class))
-
     def __init__(self, num_envs: int, render_mode: str | None = None, **options: Any) -> None:
-        check_keywords(f"{type(self).__name__}.__init__", options, ("num_envs", "render_mode", *self.option_names()))
-        cfg = self.config_class(**options)
+        cfg = self.make_config(options)
         super().__init__(num_envs, cfg.device, render_mode)
         self.config = cfg
         n, c, h, w = num_envs, cfg.channels, cfg.height, cfg.width

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -45,7 +45,7 @@ from paintrnn.media import draw_boxes, upscale
 from paintrnn.retina import glimpse, glimpse_boxes
 from paintrnn.scenes import CLUTTERED, cluttered
 
-from .batched import BatchedEnv, Info, NativeVectorEnv, SingleEnv, StepResult, check_keywords
+from .batched import BatchedEnv, Info, NativeVectorEnv, SingleEnv, StepResult
 
 ENV_ID = "paintrnn/Glimpse-v0"
 FRAGMENT = 8
@@ -131,16 +131,14 @@ def make_scene(digit: np.ndarray, others: Sequence[np.ndarray], canvas: int, rng
 class GlimpseSim(BatchedEnv):
     """``num_envs`` glimpse-classification episodes; state as tensors on ``device``."""
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        return ("device", *(f.name for f in fields(GlimpseConfig)))
+    config_class = GlimpseConfig
 
     def __init__(
         self, num_envs: int, device: str | torch.device = "cpu", render_mode: str | None = None, **options
     ) -> None:
-        check_keywords(f"{type(self).__name__}.__init__", options, ("num_envs", "render_mode", *self.option_names()))
+        cfg = self.make_config(options)
         super().__init__(num_envs, device, render_mode)
-        self.cfg = cfg = GlimpseConfig(**options)
+        self.cfg = cfg
         self.digits, self.labels_all = _digits(cfg.split, cfg.data_dir, cfg.data_source)
         self.spec = CLUTTERED[cfg.task] if cfg.task is not None else None
         self.side = self.spec.canvas if self.spec is not None else cfg.canvas or self.digits.shape[1]

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -49,7 +49,7 @@ from paintrnn.media import draw_boxes, upscale
 from paintrnn.retina import glimpse, glimpse_boxes
 from paintrnn.scenes import END, N_SYMBOLS, RowSpec, digit_rows, symbol_string
 
-from .batched import BatchedEnv, Info, NativeVectorEnv, SingleEnv, StepResult, check_keywords
+from .batched import BatchedEnv, Info, NativeVectorEnv, SingleEnv, StepResult
 
 ENV_ID = "paintrnn/Read-v0"
 BOX_COLOURS = [(255, 60, 60), (255, 170, 40), (80, 160, 255), (120, 220, 120)]
@@ -123,16 +123,14 @@ def coarse_view(images: Tensor, factor: int) -> Tensor:
 class ReadSim(BatchedEnv):
     """``num_envs`` multi-digit reading episodes; state as tensors on ``device``."""
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        return ("device", *(f.name for f in fields(ReadConfig)))
+    config_class = ReadConfig
 
     def __init__(
         self, num_envs: int, device: str | torch.device = "cpu", render_mode: str | None = None, **options
     ) -> None:
-        check_keywords(f"{type(self).__name__}.__init__", options, ("num_envs", "render_mode", *self.option_names()))
+        cfg = self.make_config(options)
         super().__init__(num_envs, device, render_mode)
-        self.cfg = cfg = ReadConfig(**options)
+        self.cfg = cfg
         self.spec = cfg.row_spec()
         self.pool, self.pool_labels = _digits(cfg.split, cfg.data_dir, cfg.data_source)
         self.reads = cfg.max_digits + 1  # symbols per episode at most
