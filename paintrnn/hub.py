@@ -31,7 +31,7 @@ CHECKPOINTS = Path(__file__).parent / "assets" / "checkpoints"
 SHIPPED: dict[str, str] = {
     "draw": "DRAW with attention (T = 10 steps) on binarised MNIST",
     "painter": "stroke painter trained by backprop through the renderer, redraws 64 px digits in 10 strokes",
-    "painter-colour": "colour stroke painter trained on synthetic strokes, paints photos patch by patch (method agent)",
+    "painter-colour": "colour stroke painter, trained on synthetic and photo-like pictures, paints photos (agent)",
     "texture": "spatial LSTM texture model (RIDE) of grass",
     "glimpse": "recurrent attention model (RAM) classifying MNIST digits from 7 glimpses of 8x8 pixels",
     "doodler": "recurrent stroke painter as a generator (noise in, strokes out): doodles digits in 5 strokes",
