@@ -262,8 +262,9 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         painter = load_painter(path, device)
         q = sample_quality(rl_samples(painter, n, gen(20 + i)))
         strokes = painter.episode_steps * painter.spec.strokes_per_step
-        label = f"RL doodler (gan mode: PPO, discriminator reward), {strokes} strokes"
         b = budget_of(path, load_checkpoint(path))
+        envs = f", {b['num_envs']} envs" if "num_envs" in b else ""
+        label = f"RL doodler (gan mode: PPO, discriminator reward), {strokes} strokes{envs}"
         rows.append(row_of(label, q, time.time() - t0, kind="rl", strokes=strokes, model=str(name),
                            iterations=b["iterations"], train_minutes=b.get("minutes")))  # fmt: skip
         budget[f"{label} ({name})"] = b

@@ -1,6 +1,6 @@
 """``paintrnn paint`` and ``paintrnn render``: paint any picture with strokes, re-render the strokes at any size.
 
-    paintrnn paint IMAGE [--strokes 4000] [--size 512] [--method optimize] [--brush round] [--out painting/]
+    paintrnn paint IMAGE [--strokes 4000] [--size 512] [--method agent+optimize] [--brush round] [--out painting/]
         -> painting/painting.png, painting.gif (coarse to fine), painting.svg, strokes.json
     paintrnn render painting/strokes.json [--size 4096] [--out big.png]
 

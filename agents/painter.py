@@ -66,7 +66,8 @@ PROPOSE_DEFAULTS: dict[str, Any] = {"views": 8, "min_radius": 0.0, "samples": 0,
 PROPOSE_CHUNK = 32
 """Patches that :meth:`Painter.propose` paints at once."""
 PROPOSE_SEED = 20_240_601
-"""Seed of the perturbations of :meth:`Painter.propose` (plus the index of the chunk's first patch)."""
+"""Seed of the perturbations of :meth:`Painter.propose`, plus the index of the chunk's first patch, plus
+``2**20`` times the initial seed of the batch's generator (``paint``'s ``seed``)."""
 
 State = tuple[Tensor, Tensor]
 """LSTM ``(h, c)``, each ``(B, hidden)``."""
@@ -427,8 +428,9 @@ class Painter(nn.Module):
         :attr:`spread` on its pre-``tanh`` actions), and of all these candidates, undone onto the patch, the
         :attr:`picks` that lower the view's squared error most are chosen one after another, each in its
         least-squares colour (its own colour for ``colour="action"`` painters). Every copy then continues from
-        the painting so chosen. The noise comes from a fixed stream of its own (seeded by the chunk of patches),
-        so a proposal depends on the patches alone, and its first strokes do not depend on ``n``.
+        the painting so chosen. The noise comes from a stream of its own, seeded by the chunk of patches and the
+        initial seed of ``patches.generator`` (never drawn from), so a proposal depends on the patches and that
+        seed alone (``paint(seed=...)`` changes it), and its first strokes do not depend on ``n``.
 
         The chosen strokes are mapped back to the crop: control points clamped into ``region``, radii to
         ``patches.radius`` (px), opacities to ``patches.opacity`` (when the batch has one); a colour-fitting
@@ -454,8 +456,9 @@ class Painter(nn.Module):
         size = spec.image_size
         view = _box_views(canvas.float().to(device), box, size)  # (B, C, S, S)
         view_goal = _box_views(goal.float().to(device), box, size)
-        local = torch.cat([self._paint_views(view[i : i + PROPOSE_CHUNK], view_goal[i : i + PROPOSE_CHUNK], n, i)
-                           for i in range(0, B, PROPOSE_CHUNK)])  # fmt: skip
+        base = (patches.generator.initial_seed() << 20) if patches.generator is not None else 0  # paint's seed
+        local = torch.cat([self._paint_views(view[i : i + PROPOSE_CHUNK], view_goal[i : i + PROPOSE_CHUNK], n,
+                                             base + i) for i in range(0, B, PROPOSE_CHUNK)])  # fmt: skip
         local = local.to(canvas.device, torch.float64)  # (B, n, d) in the views' normalised coordinates
         reg, box = region.to(local.device)[:, None], box.to(local.device)[:, None]  # (B, 1, 4)
         side = torch.minimum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1])  # (B, 1)
@@ -480,7 +483,7 @@ class Painter(nn.Module):
         symmetries = SYMMETRIES[: max(1, min(self.views, len(SYMMETRIES)))]
         V, k = len(symmetries), spec.strokes_per_step
         picks = self.picks if self.picks > 0 else k
-        generator = torch.Generator(device=view.device).manual_seed(PROPOSE_SEED + seed)
+        generator = torch.Generator(device=view.device).manual_seed((PROPOSE_SEED + seed) % 2**63)
         turned_goal = torch.cat([_turn(goal, *sym) for sym in symmetries])  # (V B, C, S, S), symmetry-major
         chosen, state = [], self.initial_state(V * B, view.device)
         for t in range(-(-n // picks)):

@@ -23,7 +23,7 @@ def folder(tmp_path, monkeypatch):
 def test_paint_writes_the_four_files_and_render_rerenders(folder, capsys):
     assert paint_main(["photo.jpg", "--strokes", "40", "--size", "48", *FAST]) == 0
     out = capsys.readouterr().out
-    assert "paintrnn paint: 40 strokes (optimize, round), 48x32 px, PSNR" in out
+    assert "paintrnn paint: 40 strokes (agent+optimize, round), 48x32 px, PSNR" in out
     files = sorted(p.name for p in (folder / "painting").iterdir())
     assert files == ["painting.gif", "painting.png", "painting.svg", "strokes.json"]
     assert Image.open(folder / "painting" / "painting.png").size == (48, 32)

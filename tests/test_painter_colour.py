@@ -360,6 +360,22 @@ def test_colour_training_resumes_exactly(tmp_path):
     assert painter.spec.head == "spatial"
 
 
+def test_proposals_follow_the_seed_of_the_batch_generator():
+    """paint(seed=...) reaches the painter's perturbations through the batch's generator (its initial seed: the
+    generator itself is never drawn from, so the same batch proposes the same strokes twice)."""
+    painter = paintrnn.load("painter-colour")
+    assert painter.samples > 0  # the shipped search perturbs its proposals
+    one = make_patches(**{**vars_of(patch_batch()), "generator": torch.Generator().manual_seed(1)})
+    two = make_patches(**{**vars_of(patch_batch()), "generator": torch.Generator().manual_seed(2)})
+    a = painter.propose(one, 6)
+    assert torch.equal(painter.propose(one, 6), a)
+    assert not torch.equal(painter.propose(two, 6), a)
+
+
+def vars_of(patches: PatchBatch) -> dict:
+    return {f.name: getattr(patches, f.name) for f in dataclasses.fields(patches)}
+
+
 def test_shipped_colour_painter_loads_and_proposes():
     painter = paintrnn.load("painter-colour")
     assert isinstance(painter, Painter) and painter.spec.channels == 3 and painter.spec.colour == "fit"

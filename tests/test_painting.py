@@ -423,6 +423,8 @@ def test_gif_is_coarse_to_fine_and_bounded(painting, tmp_path):
     assert set(np.cumsum(painting.levels).tolist()) <= set(marks)  # every level's end is a frame
     tiny = painting.save_gif(tmp_path / "tiny.gif", max_bytes=3000)
     assert tiny.stat().st_size <= 3000 or Image.open(tiny).size[0] <= 16
+    smallest = Image.open(painting.save_gif(tmp_path / "smallest.gif", max_bytes=1))  # cannot fit: ends smallest
+    assert max(smallest.size) <= 16 and smallest.n_frames <= 2
 
 
 def test_the_core_never_imports_agents_or_envs():
