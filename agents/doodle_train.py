@@ -347,8 +347,8 @@ def train_doodle(cfg: DoodleConfig) -> Doodler:
                 parts.update(disc_loss=d_loss.item(), gen_loss=g_loss.item(), d_real=d_real.mean().item(),
                              d_fake=d_fake.mean().item(), spread=r.item())  # fmt: skip
             if encoder is not None:  # redraw other digits from their encoded noise (and as the teacher paints them)
-                chosen = digits[torch.randint(len(digits), (cfg.batch_size,), generator=gen)]
-                target = to_canvas(chosen.to(run.device), cfg.canvas_size)
+                chosen = digits[torch.randint(len(digits), (cfg.batch_size,), generator=gen)].to(run.device)
+                target = to_canvas(chosen, cfg.canvas_size)
                 mean, log_var = encoder(target)  # (B, z) each
                 eps = torch.randn(len(mean), doodler.spec.noise_size, generator=gen).to(run.device)
                 z_post = mean + (0.5 * log_var).exp() * eps[:, : cfg.z_size]  # then any action noise
@@ -360,7 +360,7 @@ def train_doodle(cfg: DoodleConfig) -> Doodler:
                 parts.update(redraw_loss=rec.item(), kl=kl.item())
                 if teacher is not None:
                     with torch.no_grad():
-                        shown_to_teacher = to_canvas(chosen.to(run.device), teacher.spec.image_size)
+                        shown_to_teacher = to_canvas(chosen, teacher.spec.image_size)
                         _, taught = paint(teacher, shown_to_teacher, cfg.steps)  # (B, K, 11)
                     match = F.mse_loss(strokes, taught)  # (B, K, 11) stroke parameters each
                     loss = loss + cfg.stroke_weight * match
