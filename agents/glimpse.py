@@ -14,7 +14,9 @@ Training (:func:`ram_loss`) is the hybrid loss of the paper: cross-entropy of th
 for the locations with reward 1 for a correct final class (advantage ``R - b_t``), and a squared error
 fitting the baseline to the reward. The policy and the baseline read a detached ``h_t``, so the REINFORCE
 gradient trains the location head only, and the core learns from the classification loss (a common,
-stabilising choice; the glimpses still follow the policy).
+stabilising choice; the glimpses still follow the policy). With ``locations="pathwise"`` the next location is
+the policy's mean itself, read through :func:`~paintrnn.retina.soft_glimpse` (differentiable in the location), and
+the cross-entropy alone trains the whole model, where it looks included.
 
 :meth:`RAM.predict` plays ``paintrnn/Glimpse-v0`` directly (observations in, actions out, the recurrent state
 explicit, as in Stable-Baselines3); :func:`load_model` rebuilds a trained classifier (RAM, the whole-image
@@ -45,7 +47,7 @@ from paintrnn.agents.draw_read import DrawReader
 from torch import Tensor, nn
 
 from paintrnn.media import draw_boxes, side_by_side, to_uint8, upscale
-from paintrnn.retina import glimpse, glimpse_boxes
+from paintrnn.retina import box_pyramid, glimpse, glimpse_boxes, soft_glimpse
 from paintrnn.scenes import CLUTTERED
 from paintrnn.training import load_checkpoint
 
@@ -82,11 +84,15 @@ class RAM(nn.Module):
         glimpse_hidden: int = 256,
         hidden: int = 256,
         std: float = 0.11,
+        locations: Literal["reinforce", "pathwise"] = "reinforce",
     ) -> None:
         super().__init__()
         if std <= 0:
             raise ValueError(f"std of the location policy must be > 0, got {std}")
+        if locations not in ("reinforce", "pathwise"):
+            raise ValueError(f"unknown location training {locations!r}: expected reinforce or pathwise")
         self.glimpse_size, self.scales, self.channels, self.std = glimpse_size, scales, channels, std
+        self.locations = locations
         self.n_classes, self.hidden = n_classes, hidden
         # The paintrnn/Glimpse-v0 options this model was made for (load_model adds the task's: glimpses, canvas,
         # clutter, start), and whether it was trained as the random-glimpse ablation (predict then looks at
@@ -107,8 +113,11 @@ class RAM(nn.Module):
         zeros = torch.zeros(batch, self.hidden, device=device)
         return zeros, zeros.clone()
 
-    def sense(self, images: Tensor, loc: Tensor) -> Tensor:
-        """The retina's glimpses ``(B, k*C, g, g)`` of ``images`` at ``loc``."""
+    def sense(self, images: Tensor, loc: Tensor, pyramid: list[Tensor] | None = None) -> Tensor:
+        """The retina's glimpses ``(B, k*C, g, g)`` of ``images`` at ``loc``; with ``pathwise`` locations, read
+        differentiably from ``pyramid`` (:func:`~paintrnn.retina.box_pyramid` of ``images``)."""
+        if self.locations == "pathwise":
+            return soft_glimpse(images, loc, self.glimpse_size, self.scales, pyramid)
         return glimpse(images, loc, self.glimpse_size, self.scales, check_values=False)  # loc is clipped
 
     def step(self, patches: Tensor, loc: Tensor, state: State) -> tuple[State, Tensor, Tensor, Tensor]:
@@ -120,7 +129,7 @@ class RAM(nn.Module):
         hl = F.relu(self.where(loc))  # (B, 128)
         g = F.relu(self.merge_patch(hp) + self.merge_where(hl))  # (B, 256)
         h, c = self.core(g, state)  # (B, hidden) each
-        mean = torch.tanh(self.locator(h.detach()))  # (B, 2)
+        mean = torch.tanh(self.locator(h if self.locations == "pathwise" else h.detach()))  # (B, 2)
         base = self.baseline(h.detach()).squeeze(-1)  # (B,)
         return (h, c), mean, base, self.classifier(h)
 
@@ -153,11 +162,17 @@ class RAM(nn.Module):
         if n_glimpses < 1:
             raise ValueError(f"n_glimpses must be >= 1, got {n_glimpses}")
         state = self.initial_state(images.shape[0], images.device)
+        pathwise = self.locations == "pathwise" and not random_locations
+        pyramid = box_pyramid(images, self.glimpse_size, self.scales) if pathwise else None
         loc, locs, log_probs, bases = start, [start], [], []
         for t in range(n_glimpses):
-            state, mean, base, logits = self.step(self.sense(images, loc), loc, state)
+            state, mean, base, logits = self.step(self.sense(images, loc, pyramid), loc, state)
             if t == n_glimpses - 1:
                 break
+            if pathwise:  # the policy's mean, differentiable through the next glimpse: no sampling, no REINFORCE
+                locs.append(mean)
+                loc = mean
+                continue
             if random_locations:
                 loc = torch.rand(mean.shape, generator=generator, device=_device_of(generator, mean)) * 2 - 1
                 loc = loc.to(mean.device)
@@ -170,7 +185,7 @@ class RAM(nn.Module):
         empty = images.new_zeros(images.shape[0], 0)
         return Rollout(
             logits=logits,
-            locations=torch.stack(locs, 1),
+            locations=torch.stack(locs, 1).detach(),
             log_probs=torch.stack(log_probs, 1) if log_probs else empty,
             baselines=torch.stack(bases, 1) if bases else empty,
         )
@@ -286,7 +301,8 @@ def build_classifier(config: Mapping[str, Any]) -> nn.Module:
         return DrawReader(side, side, config.get("read_size", 12), hidden=config["hidden"])
     if config["model"] not in ("ram", "random"):
         raise ValueError(f"unknown glimpse model {config['model']!r}: expected ram, random, draw-read, mlp or cnn")
-    model = RAM(config["glimpse_size"], config["scales"], hidden=config["hidden"], std=config["std"])
+    model = RAM(config["glimpse_size"], config["scales"], hidden=config["hidden"], std=config["std"],
+                locations=config.get("locations", "reinforce"))
     model.random_locations = config["model"] == "random"
     task = config["task"]
     model.env_options = {
@@ -312,9 +328,12 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
 
 
 def ram_loss(out: Rollout, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    """Hybrid loss: cross-entropy + REINFORCE (reward 1 if correct, minus the baseline) + baseline MSE."""
+    """Hybrid loss: cross-entropy + REINFORCE (reward 1 if correct, minus the baseline) + baseline MSE. A rollout
+    without sampled locations (one glimpse, or ``pathwise`` locations) has the cross-entropy alone."""
     nll = F.cross_entropy(out.logits, labels)
     reward = (out.logits.argmax(-1) == labels).float()  # (B,)
+    if out.log_probs.shape[1] == 0:
+        return nll, {"nll": nll.detach(), "reward": reward.mean(), "baseline_mse": torch.zeros_like(nll)}
     advantage = reward[:, None] - out.baselines.detach()  # (B, T-1)
     reinforce = -(out.log_probs * advantage).sum(1).mean()
     baseline = F.mse_loss(out.baselines, reward[:, None].expand_as(out.baselines))

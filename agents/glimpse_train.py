@@ -84,6 +84,10 @@ class Config(RunConfig):
     """Where the first glimpse is taken: the image centre, or a uniformly random place."""
     std: float = 0.11
     """Standard deviation of the Gaussian location policy (locations live in [-1, 1])."""
+    locations: Literal["reinforce", "pathwise"] = "reinforce"
+    """RAM: how it learns where to look. 'reinforce': sampled locations and REINFORCE (the paper); 'pathwise': the
+    policy's mean, read through a glimpse differentiable in its location (bilinear,
+    :func:`paintrnn.retina.soft_glimpse`), trained by the classification loss through it."""
     shift: int = 0
     """Training augmentation: each training image is moved by a random offset of up to +-shift pixels (zeros fill
     in) every time it is drawn. 0 = none, as in the paper; the test images are never moved."""

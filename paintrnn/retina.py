@@ -11,6 +11,10 @@ same for rows). Even-width patches are therefore exactly centred on ``l`` (to wi
 parts of a patch outside the image read as zeros. The crop is a gather from a zero-padded image, so one
 call costs the same on any batch and works on CPU and CUDA alike.
 
+:func:`soft_glimpse` is its differentiable twin: the same patches at pixel boundaries, read between them by
+bilinear interpolation of the box-filtered image (:func:`box_pyramid`), so a loss on what a model saw has a
+gradient with respect to where it looked (the readers' ``--locations pathwise``).
+
 The module also makes the scenes the retina looks at: :func:`place_on_canvas` puts digits at random places on
 a larger canvas, optionally among clutter made of random fragments of other digits (translated and cluttered
 MNIST of the paper).
@@ -72,6 +76,46 @@ def glimpse(images: Tensor, loc: Tensor, size: int, scales: int = 1, check_value
         off = big // 2 - s // 2
         patch = widest[:, :, off : off + s, off : off + s]  # (B, C, s, s)
         out.append(F.avg_pool2d(patch, 2**i) if i else patch)
+    return torch.cat(out, dim=1)  # (B, k * C, g, g)
+
+
+def box_pyramid(images: Tensor, size: int, scales: int = 1) -> list[Tensor]:
+    """What :func:`soft_glimpse` samples from: per scale ``i``, the zero-padded images box-filtered ``2**i`` wide,
+    ``(B, C, H + 2 pad, W + 2 pad - 2**i + 1)`` or so (``box[u]`` = the mean of pixels ``u .. u + 2**i - 1``).
+    Compute it once per image batch when reading several glimpses of it."""
+    _check(images, images.new_zeros(images.shape[0], 2), size, scales, values=False)
+    pad = size * 2 ** (scales - 1) // 2 + 2  # every sample point and its bilinear neighbours lie inside
+    padded = F.pad(images, (pad, pad, pad, pad))
+    return [F.avg_pool2d(padded, 2**i, stride=1) if i else padded for i in range(scales)]
+
+
+def soft_glimpse(
+    images: Tensor, loc: Tensor, size: int, scales: int = 1, pyramid: list[Tensor] | None = None
+) -> Tensor:
+    """:func:`glimpse` made differentiable in ``loc``: the same patches ``(B, scales * C, size, size)``, read at the
+    unrounded centre ``cx = (x + 1) / 2 * W`` by bilinear interpolation of the box-filtered image.
+
+    At a location on a pixel boundary it equals :func:`glimpse` (to float rounding); between boundaries it blends
+    the neighbouring glimpses, so a loss on what it sees has a gradient with respect to where it looks (for a
+    pooled patch, as far as its pooling reaches). ``pyramid`` is :func:`box_pyramid` of ``images`` (computed here
+    when None). ``loc`` is expected in ``[-1, 1]^2`` (no check: it waits for the GPU).
+    """
+    _check(images, loc, size, scales, values=False)
+    b, _, h, w = images.shape
+    pyramid = box_pyramid(images, size, scales) if pyramid is None else pyramid
+    pad = size * 2 ** (scales - 1) // 2 + 2
+    cx = (loc[:, 0] + 1) / 2 * w + pad  # (B,) in padded pixel units, unrounded
+    cy = (loc[:, 1] + 1) / 2 * h + pad
+    steps = torch.arange(size, device=images.device, dtype=loc.dtype)  # (g,)
+    out = []
+    for i, box in enumerate(pyramid):
+        k = 2**i
+        hb, wb = box.shape[-2:]
+        xs = cx[:, None] - size * k // 2 + k * steps  # (B, g) first pixel of each pooled cell
+        ys = cy[:, None] - size * k // 2 + k * steps
+        grid = torch.stack([(2 * xs / (wb - 1) - 1)[:, None, :].expand(b, size, size),
+                            (2 * ys / (hb - 1) - 1)[:, :, None].expand(b, size, size)], -1)  # fmt: skip
+        out.append(F.grid_sample(box, grid, mode="bilinear", padding_mode="zeros", align_corners=True))
     return torch.cat(out, dim=1)  # (B, k * C, g, g)
 
 

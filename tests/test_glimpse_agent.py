@@ -49,6 +49,24 @@ def test_loss_gradients_reach_every_part():
     assert 0 <= logs["reward"] <= 1
 
 
+def test_pathwise_locations_learn_from_the_classification_loss_through_the_glimpses():
+    torch.manual_seed(0)
+    model = RAM(glimpse_size=6, scales=2, hidden=32, locations="pathwise")
+    images = torch.rand(8, 1, 28, 28)
+    out = model(images, 4, torch.zeros(8, 2), torch.Generator().manual_seed(0))
+    assert out.log_probs.shape == (8, 0) and out.baselines.shape == (8, 0)  # nothing sampled
+    again = model(images, 4, torch.zeros(8, 2), torch.Generator().manual_seed(5))  # no noise: the mean path
+    torch.testing.assert_close(out.locations, again.locations)
+    labels = torch.randint(0, 10, (8,))
+    loss, logs = ram_loss(out, labels)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(out.logits, labels))  # no REINFORCE
+    loss.backward()
+    assert model.locator.weight.grad.abs().sum() > 0  # the loss reaches where it looked
+    assert model.baseline.weight.grad is None and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="location training"):
+        RAM(locations="teleport")
+
+
 def test_deterministic_rollout_follows_the_mean():
     model = RAM(glimpse_size=6, hidden=16)
     images = torch.rand(3, 1, 28, 28)

@@ -12,9 +12,11 @@ from paintrnn.agents.dram import (
     MultiDigitCNN,
     ReaderConfig,
     build_reader,
+    clip_groups,
     cnn_loss,
     dram_loss,
     load_reader,
+    make_optimizer,
     sequence_error,
     train,
 )
@@ -117,7 +119,7 @@ def tiny_dram(**kwargs) -> DRAM:
 
 def test_dram_rollout_shapes_and_determinism():
     torch.manual_seed(0)
-    model = tiny_dram()
+    model = tiny_dram(locations="reinforce")
     images = torch.rand(5, 1, 32, 96)
     out = model(images, generator=torch.Generator().manual_seed(0))
     reads, steps = 4, 4 * model.glimpses_per_read
@@ -131,7 +133,7 @@ def test_dram_rollout_shapes_and_determinism():
 
 def test_dram_loss_trains_every_part_and_ignores_reads_after_the_end():
     torch.manual_seed(0)
-    model = tiny_dram()
+    model = tiny_dram(locations="reinforce")
     out = model(torch.rand(6, 1, 32, 96), generator=torch.Generator().manual_seed(0))
     targets = torch.tensor([[3, 1, END, -1]] * 3 + [[4, 4, 4, END]] * 3)
     loss, logs = dram_loss(out, targets, model.glimpses_per_read)
@@ -145,6 +147,36 @@ def test_dram_loss_trains_every_part_and_ignores_reads_after_the_end():
     out2 = type(out)(changed, out.locations, out.log_probs.detach(), out.baselines.detach())
     out1 = type(out)(out.logits.detach(), out.locations, out.log_probs.detach(), out.baselines.detach())
     assert torch.allclose(dram_loss(out1, targets, 2)[0], dram_loss(out2, targets, 2)[0])
+
+
+def test_pathwise_dram_trains_where_it_looks_by_the_emissions_alone():
+    torch.manual_seed(0)
+    model = tiny_dram(locations="pathwise")
+    images = torch.rand(6, 1, 32, 96)
+    out = model(images, generator=torch.Generator().manual_seed(0))
+    assert out.log_probs.shape == (6, 0)  # nothing sampled: the policy's mean path
+    assert torch.equal(out.locations, model(images, generator=torch.Generator().manual_seed(1)).locations)
+    targets = torch.tensor([[3, 1, END, -1]] * 3 + [[4, 4, 4, END]] * 3)
+    loss, logs = dram_loss(out, targets, model.glimpses_per_read)
+    torch.testing.assert_close(loss, logs["nll"])  # the emissions' cross-entropy alone
+    loss.backward()
+    for part in (model.context_net, model.top, model.locator):  # reached only through the glimpses' locations
+        assert sum(p.grad.abs().sum() for p in part.parameters()) > 0
+    assert model.baseline.weight.grad is None
+
+
+def test_dram_clips_recognition_location_and_baseline_apart():
+    model = tiny_dram()
+    opt = make_optimizer(model, ReaderConfig(policy_lr_scale=0.3))
+    assert [g["scale"] for g in opt.param_groups] == [1.0, 0.3, 1.0]
+    assert opt.param_groups[2]["params"] == list(model.baseline.parameters())
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 1e-4)
+    model.baseline.weight.grad.fill_(100.0)  # a huge baseline gradient (as at the start of training)
+    before = model.emission.weight.grad.clone()
+    clip_groups(opt, 5.0)
+    assert torch.equal(model.emission.weight.grad, before)  # untouched by the baseline's size
+    assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.baseline.parameters()])) <= 5.0 + 1e-4
 
 
 def test_sequence_error_reads_up_to_the_first_end():
@@ -262,16 +294,25 @@ def test_reading_benchmark_targets_use_the_longest_runs_and_a_fair_pair(tmp_path
               "glimpse_size": 12, "scales": 3, "context": 4, "batch_size": 64}  # fmt: skip
     run("a", "cluttered60_ram", config=glimpse, test_error_pct=9.0, epochs_done=10, train_minutes=20.0)
     run("b", "cluttered60_ram", config=glimpse, test_error_pct=7.5, epochs_done=30, train_minutes=60.0)
+    run("c", "cluttered60_ram", config={**glimpse, "locations": "pathwise"}, test_error_pct=3.0, epochs_done=40,
+        train_minutes=60.0)  # longer, but not the paper's REINFORCE: a row, not the target  # fmt: skip
     run("a", "cluttered100_draw-read", config=glimpse, test_error_pct=6.0, epochs_done=12, train_minutes=20.0)
-    for folder, model, err, minutes in (("a", "dram", 40.0, 20.0), ("a", "cnn", 30.0, 20.1), ("b", "dram", 20.0, 40.0)):
-        run(folder, f"multidigit_{model}", config=reader, test_seq_error_pct=err, test_symbol_error_pct=err / 3,
+    pathwise = {**reader, "locations": "pathwise"}
+    for folder, model, cfg, err, minutes in (
+        ("a", "dram", reader, 40.0, 20.0), ("a", "cnn", reader, 30.0, 20.1), ("b", "dram", reader, 20.0, 40.0),
+        ("c", "dram", pathwise, 25.0, 20.0), ("c", "cnn", reader, 28.0, 20.0),
+        ("d", "dram", pathwise, 10.0, 30.0),  # no CNN beside it: in no pair
+    ):  # fmt: skip
+        run(folder, f"multidigit_{model}", config=cfg, test_seq_error_pct=err, test_symbol_error_pct=err / 3,
             iters_done=1000, train_minutes=minutes, train_cpu_minutes=minutes / 2)  # fmt: skip
     (tmp_path / "a" / "multidigit_cnn.time").write_text("600.0 6.0 1200.0\n")
-    rows, targets = table(collect([str(tmp_path / "a"), str(tmp_path / "b")]))
-    assert [(r["model"], r["test_error_pct"]) for r in rows][:3] == [("RAM", 9.0), ("RAM", 7.5),
-                                                                     ("DRAW read classifier", 6.0)]  # fmt: skip
-    assert rows[0]["paper_error_pct"] == 4.04 and rows[-1]["process_cpu_minutes"] == 10.1
+    rows, targets = table(collect([str(tmp_path / f) for f in "abcd"]))
+    assert [(r["model"], r["test_error_pct"]) for r in rows][:4] == [
+        ("RAM", 9.0), ("RAM", 7.5), ("RAM, pathwise locations", 3.0), ("DRAW read classifier", 6.0)]  # fmt: skip
+    assert rows[0]["paper_error_pct"] == 4.04
+    assert [r["process_cpu_minutes"] for r in rows if r["model"] == "CNN, whole image"] == [10.1, None]
     ram, draw, pair = targets
-    assert ram["value"] == 7.5 and not ram["met"] and "30 epochs" in ram["note"]  # the longest run
+    assert ram["value"] == 7.5 and not ram["met"] and "30 epochs" in ram["note"]  # the longest REINFORCE run
     assert draw["target"] == 3.36 and not draw["met"]
-    assert pair["value"] == 40.0 and pair["target"] == 30.0 and not pair["met"]  # the 40-minute DRAM is not fair
+    # the default (pathwise) DRAM beside its CNN in one folder; a's REINFORCE pair and b's unpaired DRAM do not count
+    assert pair["value"] == 25.0 and pair["target"] == 28.0 and pair["met"] and "(" in pair["note"]

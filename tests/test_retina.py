@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from paintrnn.retina import glimpse, glimpse_boxes, place_on_canvas
+from paintrnn.retina import box_pyramid, glimpse, glimpse_boxes, place_on_canvas, soft_glimpse
 
 
 def reference_glimpse(image: np.ndarray, x: float, y: float, size: int, scales: int) -> np.ndarray:
@@ -49,6 +49,34 @@ def test_glimpse_gradcheck_in_images():
     images = torch.rand(2, 1, 9, 9, dtype=torch.float64, requires_grad=True)
     loc = torch.tensor([[0.1, -0.3], [0.9, 0.8]], dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda x: glimpse(x, loc, 3, 2), (images,))
+
+
+@pytest.mark.parametrize("size,scales,channels,hw", [(8, 1, 1, (28, 28)), (5, 3, 2, (17, 23)), (12, 3, 1, (32, 128))])
+def test_soft_glimpse_equals_the_glimpse_on_pixel_boundaries(size, scales, channels, hw):
+    gen = torch.Generator().manual_seed(0)
+    h, w = hw
+    images = torch.rand(8, channels, h, w, generator=gen, dtype=torch.float64)
+    px = torch.stack([torch.randint(0, w + 1, (8,), generator=gen), torch.randint(0, h + 1, (8,), generator=gen)], 1)
+    px[0], px[1] = torch.tensor([0, 0]), torch.tensor([w, h])  # the corners: mostly outside the image
+    loc = 2 * px.double() / torch.tensor([w, h]) - 1
+    np.testing.assert_allclose(soft_glimpse(images, loc, size, scales).numpy(),
+                               glimpse(images, loc, size, scales).numpy(), atol=1e-12)  # fmt: skip
+    pyramid = box_pyramid(images, size, scales)  # precomputed once, the same patches
+    assert torch.equal(soft_glimpse(images, loc, size, scales, pyramid), soft_glimpse(images, loc, size, scales))
+
+
+def test_soft_glimpse_blends_neighbours_and_passes_gradcheck_in_the_location():
+    gen = torch.Generator().manual_seed(1)
+    images = torch.rand(3, 1, 20, 24, generator=gen, dtype=torch.float64)
+    left = torch.tensor([[2 * 9 / 24 - 1, 2 * 7 / 20 - 1]] * 3, dtype=torch.float64)  # pixel boundary (9, 7)
+    right = left + torch.tensor([2 / 24, 0.0], dtype=torch.float64)  # one pixel to the right
+    mid = soft_glimpse(images, (left + right) / 2, 4, 2)
+    np.testing.assert_allclose(mid.numpy(), ((glimpse(images, left, 4, 2) + glimpse(images, right, 4, 2)) / 2).numpy(),
+                               atol=1e-12)  # fmt: skip
+    loc = (left + torch.tensor([0.013, -0.021], dtype=torch.float64)).requires_grad_()  # between boundaries
+    assert torch.autograd.gradcheck(lambda at, x: soft_glimpse(x, at, 4, 2), (loc, images.clone().requires_grad_()))
+    soft_glimpse(images, loc, 4, 2).sum().backward()
+    assert loc.grad.abs().min() > 0  # where it looks gets a gradient
 
 
 def test_boxes_agree_with_the_crop():
