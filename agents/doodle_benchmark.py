@@ -158,7 +158,7 @@ def budget_of(path: Path, ckpt: dict) -> dict[str, Any]:
         minutes = [r["minutes"] for r in read_metrics(metrics) if "minutes" in r]
         if minutes:
             out["minutes"] = minutes[-1]
-    for key in ("batch_size", "num_envs", "canvas_size", "strokes_per_step", "steps", "threads"):
+    for key in ("batch_size", "num_envs", "lr", "canvas_size", "strokes_per_step", "steps", "threads"):
         if key in config:
             out[key] = config[key]
     return out
@@ -264,6 +264,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         strokes = painter.episode_steps * painter.spec.strokes_per_step
         b = budget_of(path, load_checkpoint(path))
         envs = f", {b['num_envs']} envs" if "num_envs" in b else ""
+        envs += (f", lr {b['lr']:g}" if "lr" in b else "") + f", {b['iterations']} iterations"
         label = f"RL doodler (gan mode: PPO, discriminator reward), {strokes} strokes{envs}"
         rows.append(row_of(label, q, time.time() - t0, kind="rl", strokes=strokes, model=str(name),
                            iterations=b["iterations"], train_minutes=b.get("minutes")))  # fmt: skip

@@ -252,7 +252,8 @@ class DRAM(nn.Module):
         ``state`` None starts new episodes (``r2`` from the observation's coarse view); ``episode_start`` ``(N,)``
         marks rows that start one (Stable-Baselines3's semantics). The action is the next location (the policy's
         mean when ``deterministic``) and the symbol probabilities scaled to ``[-1, 1]``; the env takes the symbol
-        on its reading steps and ignores it on the others.
+        on its reading steps and ignores it on the others. The env's glimpses are the retina's, at the nearest
+        pixel boundary: a reader trained with ``pathwise`` locations saw them between boundaries too.
         """
         device = self.emission.weight.device
         patches, loc, context = (_as_float(observation[k], device) for k in ("glimpse", "location", "context"))
@@ -418,7 +419,8 @@ class ReaderConfig(RunConfig):
     context: int = 4
     """DRAM: the context network sees the scene average-pooled by this factor."""
     std: float = 0.1
-    """DRAM: standard deviation of the Gaussian location policy (locations live in [-1, 1])."""
+    """DRAM: standard deviation of the Gaussian location policy (locations live in [-1, 1]) with --locations
+    reinforce; with pathwise, the noise of predict(deterministic=False) only."""
     policy_lr_scale: float = 1.0
     """DRAM: learning-rate factor of the location path (context network, location LSTM and head). With
     --locations reinforce use 0.3: the REINFORCE gradient is noisy, and at the full rate it drove the glimpses into

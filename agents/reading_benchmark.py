@@ -213,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "targets": targets,
         "budget": {
             "per_run": "the budget, train_minutes (training clock, wall) and CPU minutes of each row; Adam, cosine "
-                       "learning-rate schedule over the budget, one CPU thread",
+                       "learning-rate schedule over the budget; on the CPU one thread, on a GPU (the device column) "
+                       "two threads beside other runs on the same GPU",
             "source": "run folders: " + ", ".join(cfg.from_runs) if cfg.from_runs else "trained here",
             "quick": cfg.quick,
         },  # fmt: skip

@@ -165,6 +165,18 @@ def test_pathwise_dram_trains_where_it_looks_by_the_emissions_alone():
     assert model.baseline.weight.grad is None
 
 
+def test_dram_conv_glimpse_network_reads_and_trains():
+    torch.manual_seed(0)
+    model = tiny_dram(glimpse_net="conv", locations="reinforce")
+    assert isinstance(model.patch, torch.nn.Sequential)
+    out = model(torch.rand(4, 1, 32, 96), generator=torch.Generator().manual_seed(0))
+    loss, _ = dram_loss(out, torch.tensor([[3, 1, END, -1], [4, 4, 4, END]] * 2), model.glimpses_per_read)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.patch.parameters())
+    with pytest.raises(ValueError, match="multiple of 4"):
+        tiny_dram(glimpse_net="conv", glimpse_size=10)
+
+
 def test_dram_clips_recognition_location_and_baseline_apart():
     model = tiny_dram()
     opt = make_optimizer(model, ReaderConfig(policy_lr_scale=0.3))
