@@ -25,7 +25,7 @@ The emissions learn by the cross-entropy of every emission up to and including t
   with the paper's reward, the log-probability of the correct symbol: the return of a location is the sum of
   that over the emissions it can still influence (those read after it), minus a learned baseline from ``r2``,
   scaled to unit RMS over the batch; plus a squared error fitting the baseline. On rows of MNIST digits it
-  learns far slower: in 20 CPU minutes 95.7% sequence error against pathwise's (see the reading page).
+  learns far slower (docs/agents/reading.md has the numbers).
 
 Each parameter group (recognition, location, baseline) has its gradient norm clipped on its own
 (:func:`clip_groups`).

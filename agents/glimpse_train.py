@@ -87,9 +87,8 @@ class Config(RunConfig):
     locations: Literal["reinforce", "pathwise"] = "reinforce"
     """RAM: how it learns where to look. 'reinforce': sampled locations and REINFORCE (the paper); 'pathwise': the
     policy's mean, read through a glimpse differentiable in its location (bilinear,
-    :func:`paintrnn.retina.soft_glimpse`), trained by the classification loss through it. On cluttered 60 x 60 it
-    did far worse than REINFORCE (51.8% against 10.2% error in the same GPU minutes): its gradient only sees what
-    lies under the patches, and pulls the glimpses to the nearest clutter."""
+    :func:`paintrnn.retina.soft_glimpse`), trained by the classification loss through it. On cluttered MNIST it
+    did far worse than REINFORCE (docs/agents/reading.md): its gradient only sees what lies under the patches."""
     shift: int = 0
     """Training augmentation: each training image is moved by a random offset of up to +-shift pixels (zeros fill
     in) every time it is drawn. 0 = none, as in the paper; the test images are never moved."""

@@ -79,12 +79,18 @@ def glimpse(images: Tensor, loc: Tensor, size: int, scales: int = 1, check_value
     return torch.cat(out, dim=1)  # (B, k * C, g, g)
 
 
+def _soft_pad(size: int, scales: int) -> int:
+    """Zero padding of :func:`box_pyramid`: every sample point of a glimpse in ``[-1, 1]^2`` and its bilinear
+    neighbours lie inside the padded image."""
+    return size * 2 ** (scales - 1) // 2 + 2
+
+
 def box_pyramid(images: Tensor, size: int, scales: int = 1) -> list[Tensor]:
-    """What :func:`soft_glimpse` samples from: per scale ``i``, the zero-padded images box-filtered ``2**i`` wide,
-    ``(B, C, H + 2 pad, W + 2 pad - 2**i + 1)`` or so (``box[u]`` = the mean of pixels ``u .. u + 2**i - 1``).
-    Compute it once per image batch when reading several glimpses of it."""
+    """What :func:`soft_glimpse` samples from: per scale ``i``, the images zero-padded by ``p`` pixels and
+    box-filtered ``k = 2**i`` wide, ``(B, C, H + 2p - k + 1, W + 2p - k + 1)`` (``box[u]`` = the mean of padded
+    pixels ``u .. u + k - 1``). Compute it once per image batch when reading several glimpses of it."""
     _check(images, images.new_zeros(images.shape[0], 2), size, scales, values=False)
-    pad = size * 2 ** (scales - 1) // 2 + 2  # every sample point and its bilinear neighbours lie inside
+    pad = _soft_pad(size, scales)
     padded = F.pad(images, (pad, pad, pad, pad))
     return [F.avg_pool2d(padded, 2**i, stride=1) if i else padded for i in range(scales)]
 
@@ -103,7 +109,7 @@ def soft_glimpse(
     _check(images, loc, size, scales, values=False)
     b, _, h, w = images.shape
     pyramid = box_pyramid(images, size, scales) if pyramid is None else pyramid
-    pad = size * 2 ** (scales - 1) // 2 + 2
+    pad = _soft_pad(size, scales)
     cx = (loc[:, 0] + 1) / 2 * w + pad  # (B,) in padded pixel units, unrounded
     cy = (loc[:, 1] + 1) / 2 * h + pad
     steps = torch.arange(size, device=images.device, dtype=loc.dtype)  # (g,)
