@@ -26,7 +26,7 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -280,6 +280,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"paintrnn {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def command(*prefix: str) -> Callable[[], int]:
+    """A console script that runs ``paintrnn PREFIX ...`` with its own arguments: its mistakes are one line, as
+    the ``paintrnn`` command's (``pyproject.toml`` points the ``paintrnn-train-*`` and ``paintrnn-benchmark-*``
+    scripts here, not at the trainers' own ``main``)."""
+
+    def entry() -> int:
+        return main([*prefix, *sys.argv[1:]])
+
+    entry.__doc__ = f"``paintrnn {' '.join(prefix)}``"
+    return entry
+
+
+train_texture, train_glimpse, train_reading = (command("train", k) for k in ("texture", "glimpse", "reading"))
+bench_texture, bench_glimpse, bench_reading, bench_envs = (
+    command("bench", k) for k in ("texture", "glimpse", "reading", "envs")
+)
 
 
 def gif_main(argv: Sequence[str] | None = None) -> int:

@@ -420,3 +420,26 @@ def test_training_scripts_are_the_cli_with_one_line_errors(script, monkeypatch, 
     assert exit_info.value.code in (1, 2), err
     assert err.strip().splitlines()[-1].startswith(f"paintrnn train {name}"), err
     assert "Traceback" not in err
+
+
+def test_the_console_scripts_run_through_the_paintrnn_command(tmp_path, monkeypatch, capsys):
+    """``paintrnn-train-*`` and ``paintrnn-benchmark-*`` report a mistake in one line, as ``paintrnn`` does."""
+    import importlib
+
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, target in scripts.items():
+        if name.startswith(("paintrnn-train-", "paintrnn-benchmark-")):
+            module, attr = target.split(":")
+            assert module == "paintrnn.agents.cli", (name, target)
+            kind = "train" if name.startswith("paintrnn-train-") else "bench"
+            entry = getattr(importlib.import_module(module), attr)
+            assert entry.__doc__ == f"``paintrnn {kind} {name.split('-')[-1]}``", (name, target)
+    from paintrnn.agents.cli import train_reading
+
+    monkeypatch.setattr(sys, "argv", ["paintrnn-train-reading", "--data-dir", str(tmp_path), "--data-source", "full",
+                                      "--run-dir", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    assert train_reading() == 1
+    err = capsys.readouterr().err
+    assert err.startswith("paintrnn train reading: error:") and err.count("\n") == 1 and "Traceback" not in err
