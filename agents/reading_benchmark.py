@@ -13,8 +13,9 @@ DRAW's read classifier on 100 x 100 cluttered MNIST <= 3.36% (Gregor et al. 2015
 error at or below the whole-image CNN's, trained for no more time (Ba et al. 2014 against Goodfellow et al.
 2014). The RAM target uses the longest RAM run trained by REINFORCE (the paper's method; runs with pathwise
 locations are rows of their own), DRAW's the longest run of its kind. The DRAM/CNN pair is two runs of one folder
-on one device (trained side by side), DRAM with the default location training when the folders hold such a run,
-DRAM for no more minutes than the CNN; the longest such pair.
+on one device (trained side by side), DRAM with the default location training on rows without clutter when the
+folders hold such a run, DRAM for no more minutes than the CNN; the longest such pair (pairs on cluttered rows are
+rows of the table).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def table(results: Sequence[tuple[str, str, dict]]) -> tuple[list[dict], list[di
                             "note": f"the longest run: {longest['epochs_done']} epochs, "
                                     f"{longest['train_minutes']:.1f} training minutes"})  # fmt: skip
     readers = [r for t, m, r in results if (t, m) == ("multidigit", "dram")]
-    default = [r for r in readers if _locations(r) == dram.ReaderConfig.locations]
+    default = [r for r in readers if _locations(r) == dram.ReaderConfig.locations and not r["config"]["clutter"]]
     cnns = [r for t, m, r in results if (t, m) == ("multidigit", "cnn")]
     pairs = [(a, b) for a in (default or readers) for b in cnns
              if (a.get("folder"), a["device"]) == (b.get("folder"), b["device"])

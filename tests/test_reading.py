@@ -314,17 +314,20 @@ def test_reading_benchmark_targets_use_the_longest_runs_and_a_fair_pair(tmp_path
         ("a", "dram", reader, 40.0, 20.0), ("a", "cnn", reader, 30.0, 20.1), ("b", "dram", reader, 20.0, 40.0),
         ("c", "dram", pathwise, 25.0, 20.0), ("c", "cnn", reader, 28.0, 20.0),
         ("d", "dram", pathwise, 10.0, 30.0),  # no CNN beside it: in no pair
+        ("e", "dram", {**pathwise, "clutter": 4}, 50.0, 25.0), ("e", "cnn", {**reader, "clutter": 4}, 40.0, 25.0),
     ):  # fmt: skip
         run(folder, f"multidigit_{model}", config=cfg, test_seq_error_pct=err, test_symbol_error_pct=err / 3,
             iters_done=1000, train_minutes=minutes, train_cpu_minutes=minutes / 2)  # fmt: skip
     (tmp_path / "a" / "multidigit_cnn.time").write_text("600.0 6.0 1200.0\n")
-    rows, targets = table(collect([str(tmp_path / f) for f in "abcd"]))
+    rows, targets = table(collect([str(tmp_path / f) for f in "abcde"]))
     assert [(r["model"], r["test_error_pct"]) for r in rows][:4] == [
         ("RAM", 9.0), ("RAM", 7.5), ("RAM, pathwise locations", 3.0), ("DRAW read classifier", 6.0)]  # fmt: skip
     assert rows[0]["paper_error_pct"] == 4.04
-    assert [r["process_cpu_minutes"] for r in rows if r["model"] == "CNN, whole image"] == [10.1, None]
+    assert [r["process_cpu_minutes"] for r in rows if r["model"] == "CNN, whole image"] == [10.1, None, None]
+    assert sum(r["task"].startswith("rows") and "distractors" in r["task"] for r in rows) == 2  # rows, no target
     ram, draw, pair = targets
     assert ram["value"] == 7.5 and not ram["met"] and "30 epochs" in ram["note"]  # the longest REINFORCE run
     assert draw["target"] == 3.36 and not draw["met"]
-    # the default (pathwise) DRAM beside its CNN in one folder; a's REINFORCE pair and b's unpaired DRAM do not count
+    # the default (pathwise) DRAM beside its CNN in one folder, on clean rows; a's REINFORCE pair, b's unpaired DRAM
+    # and e's longer pair on cluttered rows do not count
     assert pair["value"] == 25.0 and pair["target"] == 28.0 and pair["met"] and "(" in pair["note"]
