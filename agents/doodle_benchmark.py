@@ -263,9 +263,9 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         q = sample_quality(rl_samples(painter, n, gen(20 + i)))
         strokes = painter.episode_steps * painter.spec.strokes_per_step
         b = budget_of(path, load_checkpoint(path))
-        envs = f", {b['num_envs']} envs" if "num_envs" in b else ""
-        envs += (f", lr {b['lr']:g}" if "lr" in b else "") + f", {b['iterations']} iterations"
-        label = f"RL doodler (gan mode: PPO, discriminator reward), {strokes} strokes{envs}"
+        details = (f", {b['num_envs']} envs" if "num_envs" in b else "") + (f", lr {b['lr']:g}" if "lr" in b else "")
+        details += f", {b['iterations']} iterations"
+        label = f"RL doodler (gan mode: PPO, discriminator reward), {strokes} strokes{details}"
         rows.append(row_of(label, q, time.time() - t0, kind="rl", strokes=strokes, model=str(name),
                            iterations=b["iterations"], train_minutes=b.get("minutes")))  # fmt: skip
         budget[f"{label} ({name})"] = b

@@ -145,12 +145,10 @@ class Painting:
             data = _gif_bytes(self.frames(side, frames_n), frame_ms, hold_ms)
             if len(data) <= max_bytes or (frames_n <= 2 and side <= 16):
                 break
-            if frames_n > 8:  # fewer frames first, then a smaller picture, then the fewest frames
+            if frames_n > 8 or side <= 16:  # fewer frames first, then a smaller picture, then the fewest frames
                 frames_n = max(2, frames_n // 2)
-            elif side > 16:
-                side = max(16, side * 3 // 4)
             else:
-                frames_n = max(2, frames_n // 2)
+                side = max(16, side * 3 // 4)
         path.write_bytes(data)
         return path
 

@@ -27,17 +27,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _check(images: Tensor, loc: Tensor, size: int, scales: int, values: bool) -> None:
+def _check(images: Tensor, loc: Tensor | None, size: int, scales: int, values: bool) -> None:
+    """The arguments of a glimpse (``loc`` None: the images, size and scales alone)."""
     if not torch.is_tensor(images) or images.ndim != 4:
         raise ValueError(f"images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point, got dtype {images.dtype}")
-    if not torch.is_tensor(loc) or loc.shape != (images.shape[0], 2):
-        raise ValueError(f"loc must have shape (B, 2) = ({images.shape[0]}, 2), got {getattr(loc, 'shape', loc)}")
-    if values and not torch.isfinite(loc).all():
-        raise ValueError("loc contains NaN or inf")
-    if values and (loc.abs() > 1 + 1e-6).any():
-        raise ValueError(f"loc must lie in [-1, 1]^2, got values up to {loc.abs().max().item():.3f}")
+    if loc is not None:
+        if not torch.is_tensor(loc) or loc.shape != (images.shape[0], 2):
+            raise ValueError(f"loc must have shape (B, 2) = ({images.shape[0]}, 2), got {getattr(loc, 'shape', loc)}")
+        if values and not torch.isfinite(loc).all():
+            raise ValueError("loc contains NaN or inf")
+        if values and (loc.abs() > 1 + 1e-6).any():
+            raise ValueError(f"loc must lie in [-1, 1]^2, got values up to {loc.abs().max().item():.3f}")
     if int(size) != size or size < 1:
         raise ValueError(f"glimpse size must be a positive integer, got {size}")
     if int(scales) != scales or scales < 1:
@@ -89,7 +91,7 @@ def box_pyramid(images: Tensor, size: int, scales: int = 1) -> list[Tensor]:
     """What :func:`soft_glimpse` samples from: per scale ``i``, the images zero-padded by ``p`` pixels and
     box-filtered ``k = 2**i`` wide, ``(B, C, H + 2p - k + 1, W + 2p - k + 1)`` (``box[u]`` = the mean of padded
     pixels ``u .. u + k - 1``). Compute it once per image batch when reading several glimpses of it."""
-    _check(images, images.new_zeros(images.shape[0], 2), size, scales, values=False)
+    _check(images, None, size, scales, values=False)
     pad = _soft_pad(size, scales)
     padded = F.pad(images, (pad, pad, pad, pad))
     return [F.avg_pool2d(padded, 2**i, stride=1) if i else padded for i in range(scales)]
@@ -108,7 +110,8 @@ def soft_glimpse(
     """
     _check(images, loc, size, scales, values=False)
     b, _, h, w = images.shape
-    pyramid = box_pyramid(images, size, scales) if pyramid is None else pyramid
+    if pyramid is None:
+        pyramid = box_pyramid(images, size, scales)
     pad = _soft_pad(size, scales)
     cx = (loc[:, 0] + 1) / 2 * w + pad  # (B,) in padded pixel units, unrounded
     cy = (loc[:, 1] + 1) / 2 * h + pad
